@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "blockdev.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <libnbd.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+enum bdev_kind { BDEV_PATH, BDEV_NBD, BDEV_MEM };
+
+/* A write parked in a memory device's volatile cache. */
+struct mem_pending {
+	uint64_t off;
+	size_t len;
+	struct mem_pending *next;
+	uint8_t data[];
+};
+
+struct csv_blockdev {
+	enum bdev_kind kind;
+	char *name;
+	uint64_t size;
+	uint32_t alignment;
+	bool regular_file;
+	bool rdonly;
+	int fd;                /* BDEV_PATH */
+	struct nbd_handle *nbd; /* BDEV_NBD */
+	uint8_t *mem;          /* BDEV_MEM */
+	bool volatile_cache;
+	struct mem_pending *pending, **pending_tail;
+	uint64_t flushes;
+	pthread_mutex_t mem_lock; /* BDEV_MEM: guards mem and pending */
+};
+
+static int open_path(const char *path, unsigned flags, struct csv_blockdev *bd)
+{
+	int oflags = O_CLOEXEC | ((flags & CSV_BDEV_RDONLY) ? O_RDONLY : O_RDWR);
+	struct stat st;
+
+	if (flags & CSV_BDEV_DIRECT)
+		oflags |= O_DIRECT;
+	bd->fd = open(path, oflags);
+	if (bd->fd < 0)
+		return negative_errno();
+	if (fstat(bd->fd, &st) < 0)
+		return negative_errno();
+	if (S_ISBLK(st.st_mode)) {
+		if ((flags & CSV_BDEV_EXCL) && !(flags & CSV_BDEV_RDONLY)) {
+			/* Reopen exclusively: refuses a device that is mounted. */
+			int fd = open(path, oflags | O_EXCL);
+			if (fd < 0)
+				return negative_errno();
+			close(bd->fd);
+			bd->fd = fd;
+		}
+		uint64_t sz;
+		if (ioctl(bd->fd, BLKGETSIZE64, &sz) < 0)
+			return negative_errno();
+		bd->size = sz;
+		unsigned int pbs = 0;
+		if (ioctl(bd->fd, BLKPBSZGET, &pbs) == 0 && pbs > 0)
+			bd->alignment = pbs;
+	} else if (S_ISREG(st.st_mode)) {
+		bd->size = st.st_size;
+		bd->regular_file = true;
+		bd->alignment = st.st_blksize > 0 ? st.st_blksize : 4096;
+	} else {
+		return -ENOTBLK;
+	}
+	return 0;
+}
+
+static int open_nbd(const char *uri, unsigned flags, struct csv_blockdev *bd)
+{
+	bd->nbd = nbd_create();
+	if (!bd->nbd)
+		return -ENOMEM;
+	if (nbd_connect_uri(bd->nbd, uri) < 0) {
+		int e = nbd_get_errno();
+		return e > 0 ? -e : -ECONNREFUSED;
+	}
+	int64_t sz = nbd_get_size(bd->nbd);
+	if (sz < 0)
+		return -EIO;
+	bd->size = sz;
+	int64_t pref = nbd_get_block_size(bd->nbd, LIBNBD_SIZE_PREFERRED);
+	bd->alignment = pref > 0 ? pref : 4096;
+	if (!(flags & CSV_BDEV_RDONLY) && nbd_is_read_only(bd->nbd) == 1)
+		return -EROFS;
+	return 0;
+}
+
+int blockdev_open(const char *spec, unsigned flags, struct csv_blockdev **ret)
+{
+	struct csv_blockdev *bd = calloc(1, sizeof(*bd));
+	int r;
+
+	if (!bd)
+		return -ENOMEM;
+	bd->fd = -1;
+	bd->alignment = 512;
+	bd->rdonly = flags & CSV_BDEV_RDONLY;
+	bd->name = strdup(spec);
+	if (!bd->name) {
+		free(bd);
+		return -ENOMEM;
+	}
+	if (strncmp(spec, "nbd://", 6) == 0 || strncmp(spec, "nbd+unix://", 11) == 0 ||
+	    strncmp(spec, "nbds://", 7) == 0 || strncmp(spec, "nbds+unix://", 12) == 0) {
+		bd->kind = BDEV_NBD;
+		r = open_nbd(spec, flags, bd);
+	} else {
+		bd->kind = BDEV_PATH;
+		r = open_path(spec, flags, bd);
+	}
+	if (r < 0) {
+		blockdev_close(bd);
+		return r;
+	}
+	*ret = bd;
+	return 0;
+}
+
+int blockdev_open_mem(uint64_t size, bool volatile_cache, struct csv_blockdev **ret)
+{
+	struct csv_blockdev *bd = calloc(1, sizeof(*bd));
+	if (!bd)
+		return -ENOMEM;
+	bd->kind = BDEV_MEM;
+	bd->fd = -1;
+	bd->size = size;
+	bd->alignment = 4096;
+	bd->name = strdup("(memory)");
+	bd->mem = calloc(1, size ? size : 1);
+	bd->volatile_cache = volatile_cache;
+	bd->pending_tail = &bd->pending;
+	pthread_mutex_init(&bd->mem_lock, NULL);
+	if (!bd->mem || !bd->name) {
+		blockdev_close(bd);
+		return -ENOMEM;
+	}
+	*ret = bd;
+	return 0;
+}
+
+int blockdev_open_mem_from(const void *buf, uint64_t size, struct csv_blockdev **ret)
+{
+	struct csv_blockdev *bd;
+	int r = blockdev_open_mem(size, false, &bd);
+	if (r < 0)
+		return r;
+	memcpy(bd->mem, buf, size);
+	*ret = bd;
+	return 0;
+}
+
+static void mem_drop_pending(struct csv_blockdev *bd)
+{
+	while (bd->pending) {
+		struct mem_pending *p = bd->pending;
+		bd->pending = p->next;
+		free(p);
+	}
+	bd->pending_tail = &bd->pending;
+}
+
+void blockdev_close(struct csv_blockdev *bd)
+{
+	if (!bd)
+		return;
+	if (bd->fd >= 0)
+		close(bd->fd);
+	if (bd->nbd) {
+		nbd_shutdown(bd->nbd, 0);
+		nbd_close(bd->nbd);
+	}
+	mem_drop_pending(bd);
+	free(bd->mem);
+	free(bd->name);
+	free(bd);
+}
+
+static int check_range(const struct csv_blockdev *bd, size_t len, uint64_t off)
+{
+	if (off > bd->size || len > bd->size - off)
+		return -ENOSPC;
+	return 0;
+}
+
+int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
+{
+	int r = check_range(bd, len, off);
+	if (r < 0)
+		return r == -ENOSPC ? -EIO : r;
+	switch (bd->kind) {
+	case BDEV_PATH:
+		while (len > 0) {
+			ssize_t n = pread(bd->fd, buf, len, off);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return negative_errno();
+			}
+			if (n == 0)
+				return -EIO;
+			buf = (uint8_t *)buf + n;
+			len -= n;
+			off += n;
+		}
+		return 0;
+	case BDEV_NBD:
+		if (nbd_pread(bd->nbd, buf, len, off, 0) < 0) {
+			int e = nbd_get_errno();
+			return e > 0 ? -e : -EIO;
+		}
+		return 0;
+	case BDEV_MEM:
+		pthread_mutex_lock(&bd->mem_lock);
+		memcpy(buf, bd->mem + off, len);
+		/* Later cached writes shadow the stable copy. */
+		for (struct mem_pending *p = bd->pending; p; p = p->next) {
+			uint64_t s = MAX(off, p->off), e = MIN(off + len, p->off + p->len);
+			if (s < e)
+				memcpy((uint8_t *)buf + (s - off), p->data + (s - p->off), e - s);
+		}
+		pthread_mutex_unlock(&bd->mem_lock);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int blockdev_pwrite(struct csv_blockdev *bd, const void *buf, size_t len, uint64_t off)
+{
+	int r = check_range(bd, len, off);
+	if (r < 0)
+		return r;
+	if (bd->rdonly)
+		return -EROFS;
+	switch (bd->kind) {
+	case BDEV_PATH:
+		while (len > 0) {
+			ssize_t n = pwrite(bd->fd, buf, len, off);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return negative_errno();
+			}
+			buf = (const uint8_t *)buf + n;
+			len -= n;
+			off += n;
+		}
+		return 0;
+	case BDEV_NBD:
+		if (nbd_pwrite(bd->nbd, buf, len, off, 0) < 0) {
+			int e = nbd_get_errno();
+			return e > 0 ? -e : -EIO;
+		}
+		return 0;
+	case BDEV_MEM:
+		if (!bd->volatile_cache) {
+			pthread_mutex_lock(&bd->mem_lock);
+			memcpy(bd->mem + off, buf, len);
+			pthread_mutex_unlock(&bd->mem_lock);
+			return 0;
+		} else {
+			struct mem_pending *p = malloc(sizeof(*p) + len);
+			if (!p)
+				return -ENOMEM;
+			p->off = off;
+			p->len = len;
+			p->next = NULL;
+			memcpy(p->data, buf, len);
+			pthread_mutex_lock(&bd->mem_lock);
+			*bd->pending_tail = p;
+			bd->pending_tail = &p->next;
+			pthread_mutex_unlock(&bd->mem_lock);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int blockdev_flush(struct csv_blockdev *bd)
+{
+	__atomic_add_fetch(&bd->flushes, 1, __ATOMIC_RELAXED);
+	switch (bd->kind) {
+	case BDEV_PATH:
+		if (bd->rdonly)
+			return 0;
+		return fdatasync(bd->fd) < 0 ? negative_errno() : 0;
+	case BDEV_NBD:
+		if (bd->rdonly || nbd_can_flush(bd->nbd) != 1)
+			return 0;
+		if (nbd_flush(bd->nbd, 0) < 0) {
+			int e = nbd_get_errno();
+			return e > 0 ? -e : -EIO;
+		}
+		return 0;
+	case BDEV_MEM:
+		pthread_mutex_lock(&bd->mem_lock);
+		for (struct mem_pending *p = bd->pending; p; p = p->next)
+			memcpy(bd->mem + p->off, p->data, p->len);
+		mem_drop_pending(bd);
+		pthread_mutex_unlock(&bd->mem_lock);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int blockdev_discard(struct csv_blockdev *bd, uint64_t off, uint64_t len)
+{
+	int r = check_range(bd, len, off);
+	if (r < 0)
+		return r;
+	switch (bd->kind) {
+	case BDEV_PATH:
+		if (bd->regular_file) {
+			if (fallocate(bd->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0 &&
+			    errno != EOPNOTSUPP)
+				return negative_errno();
+		} else {
+			uint64_t range[2] = { off, len };
+			(void)ioctl(bd->fd, BLKDISCARD, range); /* advisory */
+		}
+		return 0;
+	case BDEV_NBD:
+		if (nbd_can_trim(bd->nbd) == 1)
+			(void)nbd_trim(bd->nbd, len, off, 0);
+		return 0;
+	case BDEV_MEM:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void blockdev_mem_crash(struct csv_blockdev *bd)
+{
+	if (bd->kind != BDEV_MEM)
+		return;
+	pthread_mutex_lock(&bd->mem_lock);
+	mem_drop_pending(bd);
+	pthread_mutex_unlock(&bd->mem_lock);
+}
+
+uint8_t *blockdev_mem_data(struct csv_blockdev *bd)
+{
+	return bd->kind == BDEV_MEM ? bd->mem : NULL;
+}
+
+uint64_t blockdev_size(const struct csv_blockdev *bd) { return bd->size; }
+uint32_t blockdev_alignment(const struct csv_blockdev *bd) { return bd->alignment; }
+const char *blockdev_name(const struct csv_blockdev *bd) { return bd->name; }
+bool blockdev_is_regular_file(const struct csv_blockdev *bd) { return bd->regular_file; }
+
+void blockdev_mem_crash_random(struct csv_blockdev *bd, unsigned seed)
+{
+	if (bd->kind != BDEV_MEM)
+		return;
+	pthread_mutex_lock(&bd->mem_lock);
+	bool torn = false;
+	for (struct mem_pending *p = bd->pending; p; p = p->next) {
+		if (rand_r(&seed) % 2)
+			continue; /* lost */
+		size_t len = p->len;
+		if (!torn && len > 512 && rand_r(&seed) % 4 == 0) {
+			len = 512 * (1 + rand_r(&seed) % ((len - 1) / 512));
+			torn = true;
+		}
+		memcpy(bd->mem + p->off, p->data, len);
+	}
+	mem_drop_pending(bd);
+	pthread_mutex_unlock(&bd->mem_lock);
+}
+
+size_t blockdev_mem_pending(const struct csv_blockdev *bd)
+{
+	size_t n = 0;
+	pthread_mutex_lock((pthread_mutex_t *)&bd->mem_lock);
+	for (const struct mem_pending *p = bd->pending; p; p = p->next)
+		n++;
+	pthread_mutex_unlock((pthread_mutex_t *)&bd->mem_lock);
+	return n;
+}
+
+uint64_t blockdev_flush_count(const struct csv_blockdev *bd)
+{
+	return __atomic_load_n(&bd->flushes, __ATOMIC_RELAXED);
+}
