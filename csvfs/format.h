@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "endian.h"
+#include "byteorder.h"
 
 #define CSV_BLOCK_SIZE 4096u
 #define CSV_BLOCK_SHIFT 12
@@ -113,7 +113,7 @@ struct csv_d_header {
 	le64 mkfs_time_ns;           /* 0x0e8 wall clock, ns since 1970 */
 	le64 check_time_ns;          /* 0x0f0 last fsck, 0 if never */
 	uint8_t label[CSV_LABEL_MAX];/* 0x0f8 UTF-8, NUL padded */
-	uint8_t reserved[3848];      /* 0x138 zero */
+	uint8_t reserved[3784];      /* 0x138 zero */
 };                                   /* 0x1000 */
 static_assert(sizeof(struct csv_d_header) == CSV_BLOCK_SIZE, "header size");
 static_assert(offsetof(struct csv_d_header, cluster_size) == 0x38, "header cluster_size");
@@ -249,7 +249,7 @@ struct csv_d_record {
 	le16 attr_used;         /* 0x092 bytes of attributes from attr_offset */
 	le32 reserved0;         /* 0x094 */
 	uint8_t reserved[40];   /* 0x098 */
-	uint8_t attrs[3880];    /* 0x0c0 attributes, back to back */
+	uint8_t attrs[3904];    /* 0x0c0 attributes, back to back */
 };
 static_assert(sizeof(struct csv_d_record) == CSV_RECORD_SIZE, "record size");
 static_assert(offsetof(struct csv_d_record, attrs) == 0xc0, "record attrs");
