@@ -32,6 +32,7 @@ struct csv_blockdev {
 	bool rdonly;
 	int fd;                /* BDEV_PATH */
 	struct nbd_handle *nbd; /* BDEV_NBD */
+	size_t nbd_max_io;      /* the largest request the server takes */
 	uint8_t *mem;          /* BDEV_MEM */
 	bool volatile_cache;
 	struct mem_pending *pending, **pending_tail;
@@ -90,6 +91,9 @@ static int open_nbd(const char *uri, unsigned flags, struct csv_blockdev *bd)
 	if (sz < 0)
 		return -EIO;
 	bd->size = sz;
+	/* libnbd refuses requests over 64 MiB; servers may say less. */
+	int64_t max = nbd_get_block_size(bd->nbd, LIBNBD_SIZE_MAXIMUM);
+	bd->nbd_max_io = (max > 0 && max < (64 << 20)) ? (size_t)max : (32u << 20);
 	int64_t pref = nbd_get_block_size(bd->nbd, LIBNBD_SIZE_PREFERRED);
 	bd->alignment = pref > 0 ? pref : 4096;
 	if (!(flags & CSV_BDEV_RDONLY) && nbd_is_read_only(bd->nbd) == 1)
@@ -216,9 +220,15 @@ int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
 		}
 		return 0;
 	case BDEV_NBD:
-		if (nbd_pread(bd->nbd, buf, len, off, 0) < 0) {
-			int e = nbd_get_errno();
-			return e > 0 ? -e : -EIO;
+		while (len > 0) {
+			size_t n = MIN(len, bd->nbd_max_io);
+			if (nbd_pread(bd->nbd, buf, n, off, 0) < 0) {
+				int e = nbd_get_errno();
+				return e > 0 ? -e : -EIO;
+			}
+			buf = (uint8_t *)buf + n;
+			len -= n;
+			off += n;
 		}
 		return 0;
 	case BDEV_MEM:
@@ -258,9 +268,15 @@ int blockdev_pwrite(struct csv_blockdev *bd, const void *buf, size_t len, uint64
 		}
 		return 0;
 	case BDEV_NBD:
-		if (nbd_pwrite(bd->nbd, buf, len, off, 0) < 0) {
-			int e = nbd_get_errno();
-			return e > 0 ? -e : -EIO;
+		while (len > 0) {
+			size_t n = MIN(len, bd->nbd_max_io);
+			if (nbd_pwrite(bd->nbd, buf, n, off, 0) < 0) {
+				int e = nbd_get_errno();
+				return e > 0 ? -e : -EIO;
+			}
+			buf = (const uint8_t *)buf + n;
+			len -= n;
+			off += n;
 		}
 		return 0;
 	case BDEV_MEM:
@@ -317,7 +333,7 @@ int blockdev_flush(struct csv_blockdev *bd)
 int blockdev_discard(struct csv_blockdev *bd, uint64_t off, uint64_t len)
 {
 	int r = check_range(bd, len, off);
-	if (r < 0)
+	if (r < 0 || len == 0)
 		return r;
 	switch (bd->kind) {
 	case BDEV_PATH:

@@ -37,3 +37,13 @@ static inline int negative_errno(void)
 
 /* Parses a size such as 4096, 64K, 16M, 1G or 1T (binary units). */
 int parse_size(const char *s, uint64_t *ret);
+
+#include <time.h>
+
+/* Wall-clock time in nanoseconds since 1970, as records store times. */
+static inline uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
