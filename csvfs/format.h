@@ -190,7 +190,8 @@ static_assert(sizeof(struct csv_d_mailbox) == CSV_BLOCK_SIZE, "mailbox size");
 
 /* Cluster bitmap (bit set = cluster in use) and record bitmap (bit set =
  * MFT record in use) share one block layout. Bit i of the region is bit
- * (i % 8) of byte (i / 8) of the bits of block (i / CSV_BITMAP_BITS). */
+ * (i % 8) of byte ((i % CSV_BITMAP_BITS) / 8) of the bits of block
+ * (i / CSV_BITMAP_BITS). */
 #define CSV_BITMAP_BYTES (CSV_BLOCK_SIZE - 0x40)
 #define CSV_BITMAP_BITS (CSV_BITMAP_BYTES * 8u)
 
@@ -208,8 +209,8 @@ static_assert(sizeof(struct csv_d_bitmap) == CSV_BLOCK_SIZE, "bitmap size");
 /* A file reference: record number in the low 48 bits, the record's
  * sequence number in the high 16, so a stale reference to a reused record
  * is detected. */
-#define CSV_REF(recno, seq) (((uint64_t)(seq) << 48) | ((uint64_t)(recno) & 0xffffffffffffull))
-#define CSV_REF_RECNO(ref) ((ref) & 0xffffffffffffull)
+#define CSV_REF(recno, seq) ((uint64_t)(((uint64_t)(seq) << 48) | ((uint64_t)(recno) & 0xffffffffffffull)))
+#define CSV_REF_RECNO(ref) ((uint64_t)((ref) & 0xffffffffffffull))
 #define CSV_REF_SEQ(ref) ((uint16_t)((ref) >> 48))
 
 /* Fixed record numbers. Records below CSV_FIRST_USER_RECORD belong to the
@@ -222,7 +223,7 @@ static_assert(sizeof(struct csv_d_bitmap) == CSV_BLOCK_SIZE, "bitmap size");
 enum {
 	CSV_REC_IN_USE = 1 << 0,
 	CSV_REC_DIRECTORY = 1 << 1,
-	CSV_REC_SYSTEM = 1 << 2,   /* records 0..15 */
+	CSV_REC_SYSTEM = 1 << 2,   /* $MFT and the reserved records 3..15 */
 	CSV_REC_ORPHAN = 1 << 3,   /* link count 0 but still open somewhere */
 };
 #define CSV_REC_FLAGS_KNOWN 0x000f
@@ -230,7 +231,7 @@ enum {
 struct csv_d_record {
 	struct csv_d_blkhdr h;  /* 0x000 magic CSV_MAGIC_RECORD, lsn */
 	le64 recno;             /* 0x030 this record's number */
-	le16 seq;               /* 0x038 bumped when the record is reused, never 0 */
+	le16 seq;               /* 0x038 bumped when the record is reused; never 0 in use */
 	le16 flags;             /* 0x03a CSV_REC_* */
 	le32 nlink;             /* 0x03c */
 	le32 mode;              /* 0x040 st_mode: type and permission bits */

@@ -162,7 +162,7 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 	g.feature_incompat = le64_to_cpu(h->feature_incompat);
 	if (g.feature_incompat & ~CSV_FEATURE_INCOMPAT_SUPP) {
 		fail(err, errlen, "unknown incompatible features 0x%" PRIx64,
-		     g.feature_incompat & ~CSV_FEATURE_INCOMPAT_SUPP);
+		     (uint64_t)(g.feature_incompat & ~CSV_FEATURE_INCOMPAT_SUPP));
 		return -EPROTONOSUPPORT;
 	}
 	if (le32_to_cpu(h->block_size) != CSV_BLOCK_SIZE || le32_to_cpu(h->record_size) != CSV_RECORD_SIZE)
@@ -241,7 +241,7 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 				    rg->name, rg->start, rg->len);
 		next = rg->start + rg->len;
 	}
-	if (g.mft_zone_lcn < g.data_lcn || g.mft_zone_clusters == 0 ||
+	if (g.mft_zone_lcn < g.data_lcn || g.mft_zone_lcn >= g.total_clusters || g.mft_zone_clusters == 0 ||
 	    g.mft_zone_clusters >= g.total_clusters - g.mft_zone_lcn)
 		return fail(err, errlen, "MFT zone at cluster %" PRIu64 " (+%" PRIu64 ") lies outside the data area",
 			    g.mft_zone_lcn, g.mft_zone_clusters);
@@ -278,6 +278,8 @@ int volume_read_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 int volume_write_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 		      uint32_t magic, uint64_t lsn, void *buf)
 {
+	if (blocknr >= v->g.total_blocks || nblocks > v->g.total_blocks - blocknr)
+		return -EUCLEAN;
 	meta_seal(buf, (size_t)nblocks * CSV_BLOCK_SIZE, magic, blocknr, v->g.uuid, lsn);
 	return volume_write_raw(v, blocknr, nblocks, buf);
 }
