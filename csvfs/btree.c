@@ -4,9 +4,9 @@
  * A modifying call works on copies: it descends from the root, keeping
  * every node it touches in memory (struct bt_op), changes them there,
  * repairs overflow (split) and underflow (merge, or borrow from a sibling)
- * bottom-up, and only then writes the changed nodes, the root last but
- * one and the frees last. Blocks it allocated are given back if it fails
- * before writing. Node buffers carry BT_SLACK bytes beyond the on-disk
+ * bottom-up, and only then writes: the changed blocks, then the root,
+ * then the frees. Blocks it allocated are given back if it fails before
+ * writing. Node buffers carry BT_SLACK bytes beyond the on-disk
  * capacity so that a node may overflow in memory until it is split.
  *
  * Separators are exact: the separator of a child is the smallest name in
@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -367,7 +368,7 @@ static const char *read_error_str(int r)
 	case -EBADMSG:
 		return "checksum mismatch (damaged, torn or never written)";
 	case -EUCLEAN:
-		return "not an index block of this place (wrong magic, block number or volume)";
+		return "not this index block (wrong magic, block number or volume UUID)";
 	default:
 		return NULL;
 	}
@@ -1231,7 +1232,7 @@ static void report(struct bt_check *c, uint64_t blocknr, const char *fmt, ...)
 	va_end(ap);
 	if (c->ops && c->ops->error)
 		c->ops->error(c->ud, blocknr, msg);
-	if (c->problems < INT32_MAX)
+	if (c->problems < INT_MAX)
 		c->problems++;
 }
 

@@ -1050,17 +1050,83 @@ START_TEST(test_alloc_failure)
 }
 END_TEST
 
+/* Deleting the first name of a leaf gives its separator the next name; a
+ * longer one can overflow the inner node, which then needs a new block.
+ * With allocation failing that delete must change nothing. */
+START_TEST(test_alloc_failure_delete)
+{
+	const unsigned n = 3000;
+	uint8_t name[CSV_NAME_MAX], before[CSV_INDEX_ROOT_BYTES];
+	unsigned failed = 0, tried = 0;
+	struct report r;
+	struct fx f;
+	uint64_t ref;
+
+	fx_init(&f, 4096, CSV_INDEX_ROOT_BYTES);
+	real_ops = f.io->ops;
+	f.io->ops = &fa_ops;
+	/* Short and 255-byte names alternate in order. */
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (unsigned)(((uint64_t)k * 7919u) % n);
+		size_t len = i % 2 ? CSV_NAME_MAX : 7;
+		memset(name, '~', sizeof(name));
+		snprintf((char *)name, 7, "%06u", i);
+		name[6] = '~';
+		req_int_eq(btree_insert(&f.t, name, len, i, 1), 0);
+	}
+	ck_assert_int_eq(run_check(&f.t, &r), 0);
+	for (size_t b = 0; b < r.nnodes; b++) {
+		const uint8_t *p = nodeio_mem_peek(f.io, r.nodes[b]);
+		if (r.levels[b] != 0 || !p)
+			continue;  /* inner, or merged away meanwhile */
+		const struct csv_d_index_block *blk_hdr = (const void *)p;
+		const uint8_t *e0 = p + sizeof(*blk_hdr), *e1 = e0 + CSV_INDEX_ENTRY_SIZE(e0[8]);
+		if (le16_to_cpu(blk_hdr->node.count) < 2 || e0[8] != 7 || e1[8] != CSV_NAME_MAX)
+			continue;
+		size_t len = e0[8];
+		memcpy(name, e0 + 10, len);
+		size_t allocated = nodeio_mem_allocated(f.io);
+		memcpy(before, f.root, sizeof(before));
+		writes = 0;
+		alloc_countdown = 0;
+		int rr = btree_delete(&f.t, name, len, &ref);
+		alloc_countdown = -1;
+		tried++;
+		if (rr == -ENOSPC) {
+			failed++;
+			req_uint_eq(writes, 0);
+			req_uint_eq(nodeio_mem_allocated(f.io), allocated);
+			req_mem_eq(f.root, before, sizeof(before));
+			req_int_eq(btree_lookup(&f.t, name, len, &ref, NULL), 0);
+		} else {
+			req_int_eq(rr, 0);
+		}
+	}
+	rep_free(&r);
+	assert_sound(&f.t);
+	fprintf(stderr, "alloc failure: %u of %u deletes of a leaf's first name needed a block\n",
+		failed, tried);
+	ck_assert_uint_gt(failed, 0);
+	f.io->ops = real_ops;
+	fx_done(&f);
+}
+END_TEST
+
 /* ---- Corruption ------------------------------------------------------------ */
 
-/* A leaf and a level-1 node of a tree built by build_seq, and the names in
- * the leaf. */
+/* A leaf from the middle of the tree (not the one holding the smallest
+ * names) and a level-1 node. */
 static void pick_nodes(struct fx *f, uint64_t *leaf, uint64_t *inner)
 {
 	struct report r;
+	size_t leaves = 0, k = 0;
 	ck_assert_int_eq(run_check(&f->t, &r), 0);
 	*leaf = *inner = 0;
+	for (size_t i = 0; i < r.nnodes; i++)
+		leaves += r.levels[i] == 0;
+	ck_assert_uint_ge(leaves, 3);
 	for (size_t i = 0; i < r.nnodes; i++) {
-		if (r.levels[i] == 0 && (!*leaf || i == r.nnodes / 2))
+		if (r.levels[i] == 0 && k++ == leaves / 2)
 			*leaf = r.nodes[i];
 		if (r.levels[i] == 1 && !*inner)
 			*inner = r.nodes[i];
@@ -1523,6 +1589,7 @@ static Suite *btree_suite(void)
 	tc = tcase_create("failures");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_alloc_failure);
+	tcase_add_test(tc, test_alloc_failure_delete);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("corruption");
