@@ -743,18 +743,6 @@ int alloc_iterate_free(const struct csv_alloc *a, int (*fn)(void *ud, uint64_t l
 
 /* ---- Self-check ---------------------------------------------------------- */
 
-_printf_(3, 4)
-static int check_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 /* Height of a valid AVL subtree, -1 if heights or balance are wrong. */
 static int check_avl(const struct avl *n)
 {
@@ -786,41 +774,41 @@ static int check_pool(const struct csv_alloc *a, int pi, const struct fext ***re
 	uint64_t sum = 0;
 
 	if (check_avl(p->by_lcn) < 0 || check_avl(p->by_len) < 0)
-		return check_fail(err, errlen, "%s: a tree is not a valid AVL tree", name);
+		return err_unclean(err, errlen, "%s: a tree is not a valid AVL tree", name);
 	_cleanup_free_ const struct fext **v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	collect(p->by_len, v, &k, n, true);
 	if (k != n)
-		return check_fail(err, errlen, "%s: length tree has %zu extents, count says %zu", name, k, n);
+		return err_unclean(err, errlen, "%s: length tree has %zu extents, count says %zu", name, k, n);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && cmp_by_len(&v[i - 1]->by_len, &v[i]->by_len) >= 0)
-			return check_fail(err, errlen, "%s: length tree out of order at %zu", name, i);
+			return err_unclean(err, errlen, "%s: length tree out of order at %zu", name, i);
 		if (lcn_floor(p, v[i]->lcn) != v[i])
-			return check_fail(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " not in the LCN tree",
+			return err_unclean(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " not in the LCN tree",
 					  name, v[i]->lcn, v[i]->len);
 	}
 	k = 0;
 	collect(p->by_lcn, v, &k, n, false);
 	if (k != n)
-		return check_fail(err, errlen, "%s: LCN tree has %zu extents, count says %zu", name, k, n);
+		return err_unclean(err, errlen, "%s: LCN tree has %zu extents, count says %zu", name, k, n);
 	for (size_t i = 0; i < n; i++) {
 		const struct fext *e = v[i];
 		if (e->len == 0 || e->lcn > a->bm.nbits || e->len > a->bm.nbits - e->lcn)
-			return check_fail(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " empty or outside the volume",
+			return err_unclean(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " empty or outside the volume",
 					  name, e->lcn, e->len);
 		bool in_zone = e->lcn >= a->zone_lcn && e->lcn + e->len <= a->zone_end;
 		bool outside = e->lcn + e->len <= a->zone_lcn || e->lcn >= a->zone_end;
 		if ((pi == POOL_ZONE && !in_zone) || (pi == POOL_OUTSIDE && !outside))
-			return check_fail(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " is in the wrong pool",
+			return err_unclean(err, errlen, "%s: extent %" PRIu64 "+%" PRIu64 " is in the wrong pool",
 					  name, e->lcn, e->len);
 		if (i > 0 && v[i - 1]->lcn + v[i - 1]->len >= e->lcn)
-			return check_fail(err, errlen, "%s: extents at %" PRIu64 " and %" PRIu64 " overlap or touch",
+			return err_unclean(err, errlen, "%s: extents at %" PRIu64 " and %" PRIu64 " overlap or touch",
 					  name, v[i - 1]->lcn, e->lcn);
 		sum += e->len;
 	}
 	if (sum != p->free)
-		return check_fail(err, errlen, "%s: extents hold %" PRIu64 " clusters, count says %" PRIu64,
+		return err_unclean(err, errlen, "%s: extents hold %" PRIu64 " clusters, count says %" PRIu64,
 				  name, sum, p->free);
 	*ret_sorted = TAKE_PTR(v);
 	return 0;
@@ -851,7 +839,7 @@ int alloc_check(const struct csv_alloc *a, char *err, size_t errlen)
 			int pi = pc[i].pool;
 			const struct fext *x = next[pi] < a->pool[pi].n ? sorted[pi][next[pi]] : NULL;
 			if (!x || x->lcn != pc[i].lcn || x->len != pc[i].len) {
-				r = check_fail(err, errlen, "bitmap free run %" PRIu64 "+%" PRIu64
+				r = err_unclean(err, errlen, "bitmap free run %" PRIu64 "+%" PRIu64
 					       " has no matching free extent", pc[i].lcn, pc[i].len);
 				goto out;
 			}
@@ -862,13 +850,13 @@ int alloc_check(const struct csv_alloc *a, char *err, size_t errlen)
 	for (int pi = 0; pi < N_POOLS; pi++) {
 		if (next[pi] != a->pool[pi].n) {
 			const struct fext *x = sorted[pi][next[pi]];
-			r = check_fail(err, errlen, "free extent %" PRIu64 "+%" PRIu64 " is in use in the bitmap",
+			r = err_unclean(err, errlen, "free extent %" PRIu64 "+%" PRIu64 " is in use in the bitmap",
 				       x->lcn, x->len);
 			goto out;
 		}
 	}
 	if (nbits - bitmap_count_set(&a->bm, 0, nbits) != alloc_free_clusters(a))
-		r = check_fail(err, errlen, "bitmap and free count disagree");
+		r = err_unclean(err, errlen, "bitmap and free count disagree");
 out:
 	free(sorted[0]);
 	free(sorted[1]);

@@ -26,18 +26,6 @@ void record_init(void *buf, uint64_t recno, uint16_t seq, uint16_t flags, uint32
 	r->attr_used = cpu_to_le16(0);
 }
 
-_printf_(3, 4)
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 static int verify_payload(const struct csv_d_attr *a, char *err, size_t errlen)
 {
 	uint16_t type = le16_to_cpu(a->type);
@@ -48,47 +36,47 @@ static int verify_payload(const struct csv_d_attr *a, char *err, size_t errlen)
 	case CSV_ATTR_NAME: {
 		const struct csv_d_attr_name *n = (const void *)p;
 		if (plen < offsetof(struct csv_d_attr_name, name) + 1)
-			return bad(err, errlen, "NAME attribute of %u bytes is too short", plen);
+			return err_unclean(err, errlen, "NAME attribute of %u bytes is too short", plen);
 		uint16_t nl = le16_to_cpu(n->name_len);
 		if (nl < 1 || nl > CSV_NAME_MAX || offsetof(struct csv_d_attr_name, name) + nl > plen)
-			return bad(err, errlen, "NAME attribute has a name of %u bytes", nl);
+			return err_unclean(err, errlen, "NAME attribute has a name of %u bytes", nl);
 		if (memchr(n->name, '/', nl) || memchr(n->name, '\0', nl))
-			return bad(err, errlen, "NAME attribute holds '/' or NUL");
+			return err_unclean(err, errlen, "NAME attribute holds '/' or NUL");
 		return 0;
 	}
 	case CSV_ATTR_DATA: {
 		const struct csv_d_attr_data *d = (const void *)p;
 		if (plen < sizeof(*d))
-			return bad(err, errlen, "DATA attribute of %u bytes is too short", plen);
+			return err_unclean(err, errlen, "DATA attribute of %u bytes is too short", plen);
 		uint64_t count = le32_to_cpu(d->count), need;
 		switch (le16_to_cpu(d->form)) {
 		case CSV_DATA_RESIDENT: need = count; break;
 		case CSV_DATA_RUNS: need = count * sizeof(struct csv_d_run); break;
 		case CSV_DATA_EXTENTS: need = count * sizeof(struct csv_d_extent_ref); break;
 		default:
-			return bad(err, errlen, "DATA attribute has unknown form %u", le16_to_cpu(d->form));
+			return err_unclean(err, errlen, "DATA attribute has unknown form %u", le16_to_cpu(d->form));
 		}
 		if (need > plen - sizeof(*d))
-			return bad(err, errlen, "DATA attribute holds %" PRIu64 " items that do not fit its %u bytes",
+			return err_unclean(err, errlen, "DATA attribute holds %" PRIu64 " items that do not fit its %u bytes",
 				   count, plen);
 		return 0;
 	}
 	case CSV_ATTR_INDEX_ROOT:
 		if (plen != CSV_INDEX_ROOT_BYTES)
-			return bad(err, errlen, "INDEX_ROOT attribute of %u bytes, expected %u", plen,
+			return err_unclean(err, errlen, "INDEX_ROOT attribute of %u bytes, expected %u", plen,
 				   CSV_INDEX_ROOT_BYTES);
 		return 0;
 	case CSV_ATTR_XATTR: {
 		const struct csv_d_attr_xattr *x = (const void *)p;
 		if (plen < sizeof(*x))
-			return bad(err, errlen, "XATTR attribute of %u bytes is too short", plen);
+			return err_unclean(err, errlen, "XATTR attribute of %u bytes is too short", plen);
 		uint32_t nl = le16_to_cpu(x->name_len), vl = le16_to_cpu(x->value_len);
 		if (nl < 1 || nl > 255 || sizeof(*x) + nl + vl > plen)
-			return bad(err, errlen, "XATTR attribute with name of %u and value of %u bytes overflows", nl, vl);
+			return err_unclean(err, errlen, "XATTR attribute with name of %u and value of %u bytes overflows", nl, vl);
 		return 0;
 	}
 	default:
-		return bad(err, errlen, "unknown attribute type %u", type);
+		return err_unclean(err, errlen, "unknown attribute type %u", type);
 	}
 }
 
@@ -98,34 +86,34 @@ int record_verify(const void *buf, uint64_t recno, char *err, size_t errlen)
 	uint16_t flags = le16_to_cpu(r->flags);
 
 	if (le64_to_cpu(r->recno) != recno)
-		return bad(err, errlen, "holds record number %" PRIu64, le64_to_cpu(r->recno));
+		return err_unclean(err, errlen, "holds record number %" PRIu64, le64_to_cpu(r->recno));
 	if (flags & ~CSV_REC_FLAGS_KNOWN)
-		return bad(err, errlen, "unknown flags 0x%x", flags & ~CSV_REC_FLAGS_KNOWN);
+		return err_unclean(err, errlen, "unknown flags 0x%x", flags & ~CSV_REC_FLAGS_KNOWN);
 	if ((flags & CSV_REC_IN_USE) && le16_to_cpu(r->seq) == 0)
-		return bad(err, errlen, "in use with sequence number 0");
+		return err_unclean(err, errlen, "in use with sequence number 0");
 	if (le16_to_cpu(r->attr_offset) != CSV_RECORD_ATTR_OFFSET)
-		return bad(err, errlen, "attributes at offset %u, expected %u",
+		return err_unclean(err, errlen, "attributes at offset %u, expected %u",
 			   le16_to_cpu(r->attr_offset), CSV_RECORD_ATTR_OFFSET);
 	uint32_t used = le16_to_cpu(r->attr_used);
 	if (used > CSV_RECORD_ATTR_SPACE || used % 8)
-		return bad(err, errlen, "attribute area of %u bytes is invalid", used);
+		return err_unclean(err, errlen, "attribute area of %u bytes is invalid", used);
 	if (!(flags & CSV_REC_IN_USE) && used != 0)
-		return bad(err, errlen, "free but holds attributes");
+		return err_unclean(err, errlen, "free but holds attributes");
 
 	const uint8_t *p = r->attrs, *end = r->attrs + used;
 	uint16_t last_type = 0;
 	while (p < end) {
 		const struct csv_d_attr *a = (const void *)p;
 		if ((size_t)(end - p) < sizeof(*a))
-			return bad(err, errlen, "attribute header at offset %zu is cut off", (size_t)(p - (const uint8_t *)r));
+			return err_unclean(err, errlen, "attribute header at offset %zu is cut off", (size_t)(p - (const uint8_t *)r));
 		uint32_t len = le32_to_cpu(a->length);
 		uint16_t type = le16_to_cpu(a->type);
 		if (len < sizeof(*a) || len % 8 || len > (size_t)(end - p))
-			return bad(err, errlen, "attribute at offset %zu has length %u", (size_t)(p - (const uint8_t *)r), len);
+			return err_unclean(err, errlen, "attribute at offset %zu has length %u", (size_t)(p - (const uint8_t *)r), len);
 		if (type < last_type)
-			return bad(err, errlen, "attributes are out of order (type %u after %u)", type, last_type);
+			return err_unclean(err, errlen, "attributes are out of order (type %u after %u)", type, last_type);
 		if (le16_to_cpu(a->flags) != 0)
-			return bad(err, errlen, "attribute type %u has reserved flags set", type);
+			return err_unclean(err, errlen, "attribute type %u has reserved flags set", type);
 		int rv = verify_payload(a, err, errlen);
 		if (rv < 0)
 			return rv;
@@ -135,7 +123,7 @@ int record_verify(const void *buf, uint64_t recno, char *err, size_t errlen)
 	/* Unused bytes after the attributes stay zero. */
 	for (const uint8_t *q = end; q < (const uint8_t *)r + ATTR_AREA_END; q++)
 		if (*q)
-			return bad(err, errlen, "non-zero bytes after the attributes at offset %zu",
+			return err_unclean(err, errlen, "non-zero bytes after the attributes at offset %zu",
 				   (size_t)(q - (const uint8_t *)r));
 	return 0;
 }

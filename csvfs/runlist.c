@@ -241,35 +241,23 @@ uint64_t runlist_clusters(const struct csv_runlist *rl)
 	return n;
 }
 
-_printf_(3, 4)
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 int runlist_validate(const struct csv_runlist *rl, uint64_t total_clusters, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < rl->count; i++) {
 		const struct csv_run *r = &rl->runs[i];
 		if (r->length == 0)
-			return fail(err, errlen, "run %zu at vcn %" PRIu64 " has length 0", i, r->vcn);
+			return err_unclean(err, errlen, "run %zu at vcn %" PRIu64 " has length 0", i, r->vcn);
 		if (r->flags & ~CSV_RUNLIST_FLAGS_KNOWN)
-			return fail(err, errlen, "run %zu at vcn %" PRIu64 " has unknown flags 0x%x",
+			return err_unclean(err, errlen, "run %zu at vcn %" PRIu64 " has unknown flags 0x%x",
 				    i, r->vcn, r->flags & ~CSV_RUNLIST_FLAGS_KNOWN);
 		if (r->vcn > UINT64_MAX - r->length)
-			return fail(err, errlen, "run %zu at vcn %" PRIu64 " (+%u) goes past the last vcn",
+			return err_unclean(err, errlen, "run %zu at vcn %" PRIu64 " (+%u) goes past the last vcn",
 				    i, r->vcn, r->length);
 		if (r->lcn == 0 || r->lcn >= total_clusters || r->length > total_clusters - r->lcn)
-			return fail(err, errlen, "run %zu at vcn %" PRIu64 " maps clusters %" PRIu64 "+%u"
+			return err_unclean(err, errlen, "run %zu at vcn %" PRIu64 " maps clusters %" PRIu64 "+%u"
 				    " outside the volume's %" PRIu64, i, r->vcn, r->lcn, r->length, total_clusters);
 		if (i > 0 && r->vcn < run_end(&rl->runs[i - 1]))
-			return fail(err, errlen, "run %zu at vcn %" PRIu64 " overlaps or precedes run %zu at vcn %" PRIu64,
+			return err_unclean(err, errlen, "run %zu at vcn %" PRIu64 " overlaps or precedes run %zu at vcn %" PRIu64,
 				    i, r->vcn, i - 1, rl->runs[i - 1].vcn);
 	}
 	return 0;

@@ -11,18 +11,6 @@
 #include "meta.h"
 #include "util.h"
 
-_printf_(3, 4)
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 int geometry_layout(uint64_t size, uint32_t cluster_size, uint32_t max_nodes,
 		    uint32_t alignment, uint64_t journal_bytes, struct csv_geometry *ret)
 {
@@ -147,13 +135,13 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 
 	int r = meta_verify(buf, CSV_BLOCK_SIZE, CSV_MAGIC_HEADER, blocknr, NULL, &f);
 	if (r < 0) {
-		fail(err, errlen, "volume header at block %" PRIu64 ": %s", blocknr, meta_fault_str(f));
+		err_unclean(err, errlen, "volume header at block %" PRIu64 ": %s", blocknr, meta_fault_str(f));
 		return r;
 	}
 	g.version_major = le16_to_cpu(h->version_major);
 	g.version_minor = le16_to_cpu(h->version_minor);
 	if (g.version_major != CSV_VERSION_MAJOR) {
-		fail(err, errlen, "format version %u.%u is not supported (this build reads %u.x)",
+		err_unclean(err, errlen, "format version %u.%u is not supported (this build reads %u.x)",
 		     g.version_major, g.version_minor, CSV_VERSION_MAJOR);
 		return -EPROTONOSUPPORT;
 	}
@@ -161,17 +149,17 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 	g.feature_ro_compat = le64_to_cpu(h->feature_ro_compat);
 	g.feature_incompat = le64_to_cpu(h->feature_incompat);
 	if (g.feature_incompat & ~CSV_FEATURE_INCOMPAT_SUPP) {
-		fail(err, errlen, "unknown incompatible features 0x%" PRIx64,
+		err_unclean(err, errlen, "unknown incompatible features 0x%" PRIx64,
 		     (uint64_t)(g.feature_incompat & ~CSV_FEATURE_INCOMPAT_SUPP));
 		return -EPROTONOSUPPORT;
 	}
 	if (le32_to_cpu(h->block_size) != CSV_BLOCK_SIZE || le32_to_cpu(h->record_size) != CSV_RECORD_SIZE)
-		return fail(err, errlen, "block size %u or record size %u is not 4096",
+		return err_unclean(err, errlen, "block size %u or record size %u is not 4096",
 			    le32_to_cpu(h->block_size), le32_to_cpu(h->record_size));
 	g.cluster_size = le32_to_cpu(h->cluster_size);
 	if (!IS_POWER_OF_2(g.cluster_size) || g.cluster_size < CSV_MIN_CLUSTER_SIZE ||
 	    g.cluster_size > CSV_MAX_CLUSTER_SIZE)
-		return fail(err, errlen, "invalid cluster size %u", g.cluster_size);
+		return err_unclean(err, errlen, "invalid cluster size %u", g.cluster_size);
 	g.blocks_per_cluster = g.cluster_size / CSV_BLOCK_SIZE;
 	g.total_clusters = le64_to_cpu(h->total_clusters);
 	g.total_blocks = le64_to_cpu(h->total_blocks);
@@ -200,32 +188,32 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 
 	if (g.total_clusters > (UINT64_MAX / g.cluster_size) ||
 	    g.total_blocks != g.total_clusters * g.blocks_per_cluster)
-		return fail(err, errlen, "total_blocks %" PRIu64 " does not match %" PRIu64 " clusters of %u bytes",
+		return err_unclean(err, errlen, "total_blocks %" PRIu64 " does not match %" PRIu64 " clusters of %u bytes",
 			    g.total_blocks, g.total_clusters, g.cluster_size);
 	if (g.total_blocks < 64 || g.backup_header_block != g.total_blocks - 1)
-		return fail(err, errlen, "backup header block %" PRIu64 " is not the last block %" PRIu64,
+		return err_unclean(err, errlen, "backup header block %" PRIu64 " is not the last block %" PRIu64,
 			    g.backup_header_block, g.total_blocks - 1);
 	if (dev_size && g.total_blocks > dev_size / CSV_BLOCK_SIZE)
-		return fail(err, errlen, "the volume needs %" PRIu64 " bytes but the device has only %" PRIu64,
+		return err_unclean(err, errlen, "the volume needs %" PRIu64 " bytes but the device has only %" PRIu64,
 			    g.total_blocks * CSV_BLOCK_SIZE, dev_size);
 	if (g.max_nodes < 1 || g.max_nodes > CSV_MAX_NODES_LIMIT ||
 	    g.cluster_area_blocks != CSV_CLUSTER_AREA_BLOCKS(g.max_nodes))
-		return fail(err, errlen, "max_nodes %u does not fit a cluster area of %" PRIu64 " blocks",
+		return err_unclean(err, errlen, "max_nodes %u does not fit a cluster area of %" PRIu64 " blocks",
 			    g.max_nodes, g.cluster_area_blocks);
 	if (g.cbitmap_blocks != DIV_ROUND_UP(g.total_clusters, CSV_BITMAP_BITS))
-		return fail(err, errlen, "cluster bitmap of %" PRIu64 " blocks does not cover %" PRIu64 " clusters",
+		return err_unclean(err, errlen, "cluster bitmap of %" PRIu64 " blocks does not cover %" PRIu64 " clusters",
 			    g.cbitmap_blocks, g.total_clusters);
 	if (g.max_records < CSV_FIRST_USER_RECORD || g.max_records > (1ull << 48) ||
 	    g.rbitmap_blocks != DIV_ROUND_UP(g.max_records, CSV_BITMAP_BITS))
-		return fail(err, errlen, "record bitmap of %" PRIu64 " blocks does not cover %" PRIu64 " records",
+		return err_unclean(err, errlen, "record bitmap of %" PRIu64 " blocks does not cover %" PRIu64 " records",
 			    g.rbitmap_blocks, g.max_records);
 	if (g.journal_blocks < 64)
-		return fail(err, errlen, "journal of %" PRIu64 " blocks is too small", g.journal_blocks);
+		return err_unclean(err, errlen, "journal of %" PRIu64 " blocks is too small", g.journal_blocks);
 
 	/* Fixed regions: inside [1, data area), in this order, no overlap. */
 	uint64_t data_block = g.data_lcn * g.blocks_per_cluster;
 	if (g.data_lcn >= g.total_clusters)
-		return fail(err, errlen, "data area starts at cluster %" PRIu64 ", beyond the volume", g.data_lcn);
+		return err_unclean(err, errlen, "data area starts at cluster %" PRIu64 ", beyond the volume", g.data_lcn);
 	struct region regions[] = {
 		{ "cluster area", g.cluster_area_block, g.cluster_area_blocks },
 		{ "journal", g.journal_block, g.journal_blocks },
@@ -237,17 +225,17 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 	for (size_t i = 0; i < ARRAY_SIZE(regions); i++) {
 		struct region *rg = &regions[i];
 		if (rg->start < next || rg->len > data_block || rg->start > data_block - rg->len)
-			return fail(err, errlen, "%s at block %" PRIu64 " (+%" PRIu64 ") overlaps another region or the data area",
+			return err_unclean(err, errlen, "%s at block %" PRIu64 " (+%" PRIu64 ") overlaps another region or the data area",
 				    rg->name, rg->start, rg->len);
 		next = rg->start + rg->len;
 	}
 	if (g.mft_zone_lcn < g.data_lcn || g.mft_zone_lcn >= g.total_clusters || g.mft_zone_clusters == 0 ||
 	    g.mft_zone_clusters >= g.total_clusters - g.mft_zone_lcn)
-		return fail(err, errlen, "MFT zone at cluster %" PRIu64 " (+%" PRIu64 ") lies outside the data area",
+		return err_unclean(err, errlen, "MFT zone at cluster %" PRIu64 " (+%" PRIu64 ") lies outside the data area",
 			    g.mft_zone_lcn, g.mft_zone_clusters);
 	if (g.mft_block < data_block || g.mft_block % g.blocks_per_cluster ||
 	    g.mft_block >= g.backup_header_block)
-		return fail(err, errlen, "MFT record 0 at block %" PRIu64 " is outside the data area", g.mft_block);
+		return err_unclean(err, errlen, "MFT record 0 at block %" PRIu64 " is outside the data area", g.mft_block);
 	*ret = g;
 	return 0;
 }
@@ -266,10 +254,28 @@ int volume_write_raw(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, c
 	return blockdev_pwrite(v->bd, buf, (size_t)nblocks * CSV_BLOCK_SIZE, blocknr * CSV_BLOCK_SIZE);
 }
 
+int volume_read_blocks(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, uint32_t unit, void *buf)
+{
+	int r = volume_read_raw(v, blocknr, nblocks, buf);
+	if (r == 0 && v->hook)
+		r = v->hook->patch(v->hook->ctx, blocknr, nblocks, unit, buf);
+	return r;
+}
+
+int volume_write_blocks(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, uint32_t unit,
+			const void *buf)
+{
+	if (blocknr >= v->g.total_blocks || nblocks > v->g.total_blocks - blocknr || unit == 0 || nblocks % unit)
+		return -EUCLEAN;
+	if (v->hook)
+		return v->hook->write(v->hook->ctx, blocknr, nblocks, unit, buf);
+	return volume_write_raw(v, blocknr, nblocks, buf);
+}
+
 int volume_read_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 		     uint32_t magic, void *buf)
 {
-	int r = volume_read_raw(v, blocknr, nblocks, buf);
+	int r = volume_read_blocks(v, blocknr, nblocks, nblocks, buf);
 	if (r < 0)
 		return r;
 	return meta_verify(buf, (size_t)nblocks * CSV_BLOCK_SIZE, magic, blocknr, v->g.uuid, NULL);
@@ -281,7 +287,7 @@ int volume_write_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 	if (blocknr >= v->g.total_blocks || nblocks > v->g.total_blocks - blocknr)
 		return -EUCLEAN;
 	meta_seal(buf, (size_t)nblocks * CSV_BLOCK_SIZE, magic, blocknr, v->g.uuid, lsn);
-	return volume_write_raw(v, blocknr, nblocks, buf);
+	return volume_write_blocks(v, blocknr, nblocks, nblocks, buf);
 }
 
 /* Where the backup header would be for each possible cluster size. */
@@ -323,7 +329,7 @@ int volume_open_bdev(struct csv_blockdev *bd, struct csv_volume **ret, char *err
 	v->bd = bd;
 	if (blockdev_size(bd) < 64 * CSV_BLOCK_SIZE) {
 		free(v);
-		return fail(err, errlen, "%s is too small to hold a csvfs volume", blockdev_name(bd));
+		return err_unclean(err, errlen, "%s is too small to hold a csvfs volume", blockdev_name(bd));
 	}
 	r = blockdev_pread(bd, buf, CSV_BLOCK_SIZE, 0);
 	if (r == 0)

@@ -37,6 +37,7 @@ struct csv_blockdev {
 	bool volatile_cache;
 	struct mem_pending *pending, **pending_tail;
 	uint64_t flushes;
+	int64_t fail_after;       /* BDEV_MEM: writes and flushes left before -EIO, -1 never */
 	pthread_mutex_t mem_lock; /* BDEV_MEM: guards mem and pending */
 };
 
@@ -145,6 +146,7 @@ int blockdev_open_mem(uint64_t size, bool volatile_cache, struct csv_blockdev **
 	bd->mem = calloc(1, size ? size : 1);
 	bd->volatile_cache = volatile_cache;
 	bd->pending_tail = &bd->pending;
+	bd->fail_after = -1;
 	pthread_mutex_init(&bd->mem_lock, NULL);
 	if (!bd->mem || !bd->name) {
 		blockdev_close(bd);
@@ -198,6 +200,37 @@ static int check_range(const struct csv_blockdev *bd, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Counts down to a simulated power cut; true once it has happened. */
+static bool mem_power_cut(struct csv_blockdev *bd)
+{
+	bool cut;
+	pthread_mutex_lock(&bd->mem_lock);
+	if (bd->fail_after > 0)
+		bd->fail_after--;
+	else if (bd->fail_after == 0)
+		bd->fail_after = -2; /* cut: stays failed until re-armed */
+	cut = bd->fail_after == -2;
+	pthread_mutex_unlock(&bd->mem_lock);
+	return cut;
+}
+
+/* Reads or writes over NBD in requests the server and libnbd accept. */
+static int nbd_xfer(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off, bool write)
+{
+	while (len > 0) {
+		size_t n = MIN(len, bd->nbd_max_io);
+		int r = write ? nbd_pwrite(bd->nbd, buf, n, off, 0) : nbd_pread(bd->nbd, buf, n, off, 0);
+		if (r < 0) {
+			int e = nbd_get_errno();
+			return e > 0 ? -e : -EIO;
+		}
+		buf = (uint8_t *)buf + n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
 int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
 {
 	int r = check_range(bd, len, off);
@@ -220,17 +253,7 @@ int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
 		}
 		return 0;
 	case BDEV_NBD:
-		while (len > 0) {
-			size_t n = MIN(len, bd->nbd_max_io);
-			if (nbd_pread(bd->nbd, buf, n, off, 0) < 0) {
-				int e = nbd_get_errno();
-				return e > 0 ? -e : -EIO;
-			}
-			buf = (uint8_t *)buf + n;
-			len -= n;
-			off += n;
-		}
-		return 0;
+		return nbd_xfer(bd, buf, len, off, false);
 	case BDEV_MEM:
 		pthread_mutex_lock(&bd->mem_lock);
 		memcpy(buf, bd->mem + off, len);
@@ -268,18 +291,10 @@ int blockdev_pwrite(struct csv_blockdev *bd, const void *buf, size_t len, uint64
 		}
 		return 0;
 	case BDEV_NBD:
-		while (len > 0) {
-			size_t n = MIN(len, bd->nbd_max_io);
-			if (nbd_pwrite(bd->nbd, buf, n, off, 0) < 0) {
-				int e = nbd_get_errno();
-				return e > 0 ? -e : -EIO;
-			}
-			buf = (const uint8_t *)buf + n;
-			len -= n;
-			off += n;
-		}
-		return 0;
+		return nbd_xfer(bd, (void *)buf, len, off, true);
 	case BDEV_MEM:
+		if (mem_power_cut(bd))
+			return -EIO;
 		if (!bd->volatile_cache) {
 			pthread_mutex_lock(&bd->mem_lock);
 			memcpy(bd->mem + off, buf, len);
@@ -320,6 +335,8 @@ int blockdev_flush(struct csv_blockdev *bd)
 		}
 		return 0;
 	case BDEV_MEM:
+		if (mem_power_cut(bd))
+			return -EIO;
 		pthread_mutex_lock(&bd->mem_lock);
 		for (struct mem_pending *p = bd->pending; p; p = p->next)
 			memcpy(bd->mem + p->off, p->data, p->len);
@@ -408,4 +425,11 @@ size_t blockdev_mem_pending(const struct csv_blockdev *bd)
 uint64_t blockdev_flush_count(const struct csv_blockdev *bd)
 {
 	return __atomic_load_n(&bd->flushes, __ATOMIC_RELAXED);
+}
+
+void blockdev_mem_fail_after(struct csv_blockdev *bd, int64_t ios)
+{
+	pthread_mutex_lock(&bd->mem_lock);
+	bd->fail_after = ios;
+	pthread_mutex_unlock(&bd->mem_lock);
 }

@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int parse_size(const char *s, uint64_t *ret)
@@ -33,4 +35,15 @@ int parse_size(const char *s, uint64_t *ret)
 		return -ERANGE;
 	*ret = (uint64_t)v << shift;
 	return 0;
+}
+
+int err_unclean(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
 }

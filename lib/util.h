@@ -47,3 +47,7 @@ static inline uint64_t realtime_ns(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* Writes a sentence into err (when err is given) and returns -EUCLEAN:
+ * the way decoders say what is inconsistent in a structure. */
+_printf_(3, 4) int err_unclean(char *err, size_t errlen, const char *fmt, ...);
