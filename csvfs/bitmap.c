@@ -273,7 +273,7 @@ int bitmap_load(struct csv_volume *v, uint64_t region_block, uint64_t region_blo
 
 	for (uint64_t i = 0; i < region_blocks; i += BATCH_BLOCKS) {
 		uint32_t n = (uint32_t)MIN((uint64_t)BATCH_BLOCKS, region_blocks - i);
-		r = volume_read_raw(v, region_block + i, n, buf);
+		r = volume_read_blocks(v, region_block + i, n, 1, buf);
 		if (r < 0) {
 			bitmap_free(&b);
 			return r;
@@ -315,7 +315,7 @@ static int store_range(struct csv_volume *v, uint64_t region_block, uint32_t mag
 				return r;
 			meta_seal(blk, CSV_BLOCK_SIZE, magic, region_block + i + k, v->g.uuid, lsn);
 		}
-		r = volume_write_raw(v, region_block + i, n, buf);
+		r = volume_write_blocks(v, region_block + i, n, 1, buf);
 		if (r < 0)
 			return r;
 	}

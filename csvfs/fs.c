@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "btree.h"
+#include "journal.h"
+#include "metatxn.h"
 #include "meta.h"
 #include "record.h"
 #include "runlist.h"
@@ -25,11 +27,49 @@ static void count_bad(void *ud, uint64_t blocknr, int err)
 	(*(unsigned *)ud)++;
 }
 
+/* Loads the MFT, the record bitmap and (unless rdonly) the allocator from
+ * what the volume holds now (through the journal in journaled mode). */
+static int load_state(struct csv_fs *fs, bool rdonly, char *err, size_t errlen)
+{
+	struct csv_volume *v = fs->v;
+	struct csv_bitmap cmap = { 0 };
+	unsigned bad = 0;
+	int r;
+
+	r = mft_load(v, &fs->nv.io, &fs->mft, NULL, err, errlen);
+	if (r < 0)
+		return r;
+	r = bitmap_load(v, v->g.rbitmap_block, v->g.rbitmap_blocks, CSV_MAGIC_RBITMAP, v->g.max_records,
+			&fs->rmap, count_bad, &bad);
+	if (r == 0 && !rdonly) {
+		r = bitmap_load(v, v->g.cbitmap_block, v->g.cbitmap_blocks, CSV_MAGIC_CBITMAP,
+				v->g.total_clusters, &cmap, count_bad, &bad);
+		if (r >= 0 && bad == 0)
+			r = alloc_new_take(&cmap, v->g.mft_zone_lcn, v->g.mft_zone_clusters, &fs->alloc);
+		bitmap_free(&cmap);
+		fs->nv.alloc = fs->alloc;
+	}
+	if (r >= 0 && bad) {
+		snprintf(err, errlen, "%u bitmap blocks are damaged; run fsck.csvfs", bad);
+		r = -EUCLEAN;
+	}
+	return r < 0 ? r : 0;
+}
+
+static void unload_state(struct csv_fs *fs)
+{
+	if (fs->mft.v)
+		mft_release(&fs->mft);
+	memset(&fs->mft, 0, sizeof(fs->mft));
+	bitmap_free(&fs->rmap);
+	if (fs->alloc)
+		alloc_free_all(fs->alloc);
+	fs->alloc = fs->nv.alloc = NULL;
+}
+
 int fs_open(struct csv_volume *v, bool rdonly, struct csv_fs **ret, char *err, size_t errlen)
 {
 	struct csv_fs *fs = calloc(1, sizeof(*fs));
-	struct csv_bitmap cmap = { 0 };
-	unsigned bad = 0;
 	int r;
 
 	if (!fs)
@@ -38,39 +78,80 @@ int fs_open(struct csv_volume *v, bool rdonly, struct csv_fs **ret, char *err, s
 	fs->rec = malloc(CSV_RECORD_SIZE);
 	fs->dir = malloc(CSV_RECORD_SIZE);
 	if (!fs->rec || !fs->dir) {
-		r = -ENOMEM;
-		goto fail;
+		fs_close(fs);
+		return -ENOMEM;
 	}
 	nodeio_vol_init(&fs->nv, v, NULL, 0);
-	r = mft_load(v, &fs->nv.io, &fs->mft, NULL, err, errlen);
-	if (r < 0)
-		goto fail;
-	r = bitmap_load(v, v->g.rbitmap_block, v->g.rbitmap_blocks, CSV_MAGIC_RBITMAP, v->g.max_records,
-				&fs->rmap, count_bad, &bad);
-	if (r == 0 && !rdonly) {
-		r = bitmap_load(v, v->g.cbitmap_block, v->g.cbitmap_blocks, CSV_MAGIC_CBITMAP,
-					v->g.total_clusters, &cmap, count_bad, &bad);
-		if (r >= 0 && bad == 0)
-			r = alloc_new(&cmap, v->g.mft_zone_lcn, v->g.mft_zone_clusters, &fs->alloc);
-		bitmap_free(&cmap);
-		fs->nv.alloc = fs->alloc;
+	r = load_state(fs, rdonly, err, errlen);
+	if (r < 0) {
+		fs_close(fs);
+		return r;
 	}
-	if (r >= 0 && bad) {
-		snprintf(err, errlen, "%u bitmap blocks are damaged; run fsck.csvfs", bad);
-		r = -EUCLEAN;
-	}
-	if (r < 0)
-		goto fail;
 	*ret = fs;
 	return 0;
-fail:
-	fs_close(fs);
+}
+
+/* Remembers a metadata cluster freed in journaled mode: until a checkpoint
+ * writes home the transactions that still hold its old contents, replay
+ * could write them over file data placed there. */
+static void quarantine_cluster(void *ud, uint64_t lcn)
+{
+	struct csv_fs *fs = ud;
+	if (fs->nquarantine == fs->quarantine_cap) {
+		size_t ncap = fs->quarantine_cap ? fs->quarantine_cap * 2 : 64;
+		uint64_t *n = realloc(fs->quarantine, ncap * sizeof(*n));
+		if (!n) {
+			fs->quarantine_lost = true; /* then every data allocation checkpoints */
+			return;
+		}
+		fs->quarantine = n;
+		fs->quarantine_cap = ncap;
+	}
+	fs->quarantine[fs->nquarantine++] = lcn;
+}
+
+int fs_open_journaled(struct csv_volume *v, struct csv_journal *j, struct csv_fs **ret, char *err,
+		      size_t errlen)
+{
+	struct csv_fs *fs;
+	struct csv_metatxn *mt;
+	int r = metatxn_attach(v, j, &mt);
+	if (r < 0)
+		return r;
+	r = fs_open(v, false, &fs, err, errlen);
+	if (r == 0)
+		r = bitmap_init(&fs->rmap_dirty, v->g.rbitmap_blocks);
+	if (r < 0) {
+		if (r != -ENOMEM || !fs)
+			fs = NULL;
+		fs_close(fs);
+		metatxn_detach(mt);
+		return r;
+	}
+	fs->journal = j;
+	fs->mt = mt;
+	fs->nv.on_free = quarantine_cluster;
+	fs->nv.on_free_ud = fs;
+	*ret = fs;
+	return 0;
+}
+
+/* Writes home what the journal holds and forgets the quarantine. */
+static int fs_checkpoint(struct csv_fs *fs)
+{
+	int r = journal_checkpoint(fs->journal);
+	if (r == 0) {
+		fs->nquarantine = 0;
+		fs->quarantine_lost = false;
+	}
 	return r;
 }
 
 int fs_sync(struct csv_fs *fs)
 {
 	int r = 0;
+	if (fs->journal)
+		return fs_checkpoint(fs);
 	if (fs->alloc)
 		r = bitmap_store(fs->v, fs->v->g.cbitmap_block, CSV_MAGIC_CBITMAP, alloc_bitmap(fs->alloc), 0);
 	if (r == 0)
@@ -84,14 +165,87 @@ void fs_close(struct csv_fs *fs)
 {
 	if (!fs)
 		return;
-	if (fs->mft.v)
-		mft_release(&fs->mft);
-	bitmap_free(&fs->rmap);
-	if (fs->alloc)
-		alloc_free_all(fs->alloc);
+	unload_state(fs);
+	if (fs->mt)
+		metatxn_detach(fs->mt);
+	bitmap_free(&fs->rmap_dirty);
+	free(fs->quarantine);
 	free(fs->rec);
 	free(fs->dir);
 	free(fs);
+}
+
+/* ---- operations as transactions ----------------------------------------- */
+
+static int op_begin(struct csv_fs *fs)
+{
+	return fs->mt ? metatxn_begin(fs->mt) : 0;
+}
+
+/* Adds the bitmap blocks the operation changed to its transaction. */
+static int store_dirty_bitmaps(struct csv_fs *fs)
+{
+	const struct csv_geometry *g = &fs->v->g;
+	int r = 0;
+	for (uint64_t i = alloc_next_dirty(fs->alloc, 0); i != UINT64_MAX && r == 0;
+	     i = alloc_next_dirty(fs->alloc, i + 1))
+		r = bitmap_store_block(fs->v, g->cbitmap_block, CSV_MAGIC_CBITMAP, alloc_bitmap(fs->alloc), i, 0);
+	for (uint64_t i = bitmap_find_next_set(&fs->rmap_dirty, 0); i < fs->rmap_dirty.nbits && r == 0;
+	     i = bitmap_find_next_set(&fs->rmap_dirty, i + 1))
+		r = bitmap_store_block(fs->v, g->rbitmap_block, CSV_MAGIC_RBITMAP, &fs->rmap, i, 0);
+	return r;
+}
+
+/* Ends an operation: journaled, commits it when it succeeded, or drops it
+ * and reloads the in-memory state from the last commit when it failed. */
+static int op_end(struct csv_fs *fs, int r)
+{
+	char err[200];
+	if (!fs->mt)
+		return r;
+	if (r >= 0) {
+		r = store_dirty_bitmaps(fs);
+		if (r == 0)
+			r = metatxn_commit(fs->mt);
+		else
+			metatxn_abort(fs->mt);
+	} else {
+		metatxn_abort(fs->mt);
+	}
+	alloc_clear_dirty(fs->alloc);
+	bitmap_clear_range(&fs->rmap_dirty, 0, fs->rmap_dirty.nbits);
+	if (r < 0) {
+		unload_state(fs);
+		int rl = load_state(fs, false, err, sizeof(err));
+		if (rl < 0)
+			return rl;
+	}
+	return r;
+}
+
+/* Sets or clears a record's bit in the record bitmap. */
+static void rmap_mark(struct csv_fs *fs, uint64_t recno, bool used)
+{
+	if (used)
+		bitmap_set_range(&fs->rmap, recno, 1);
+	else
+		bitmap_clear_range(&fs->rmap, recno, 1);
+	if (fs->rmap_dirty.nbits)
+		bitmap_set_range(&fs->rmap_dirty, recno / CSV_BITMAP_BITS, 1);
+}
+
+/* Before file data goes to clusters [lcn, lcn + len): checkpoints when one
+ * of them held metadata the journal may still replay. */
+static int fs_checkpoint_if_quarantined(struct csv_fs *fs, uint64_t lcn, uint64_t len)
+{
+	if (!fs->journal)
+		return 0;
+	if (fs->quarantine_lost)
+		return fs_checkpoint(fs);
+	for (size_t i = 0; i < fs->nquarantine; i++)
+		if (fs->quarantine[i] >= lcn && fs->quarantine[i] < lcn + len)
+			return fs_checkpoint(fs);
+	return 0;
 }
 
 static int read_rec(struct csv_fs *fs, uint64_t recno, void *buf)
@@ -199,7 +353,7 @@ static int grow_mft(struct csv_fs *fs)
 		record_init(b, have * rpc + i, 0, 0, 0);
 		meta_seal(b, CSV_RECORD_SIZE, CSV_MAGIC_RECORD, lcn_to_block(g, lcn) + i, g->uuid, 0);
 	}
-	r = volume_write_raw(fs->v, lcn_to_block(g, lcn), (uint32_t)(got * rpc), blocks);
+	r = volume_write_blocks(fs->v, lcn_to_block(g, lcn), (uint32_t)(got * rpc), 1, blocks);
 	if (r < 0)
 		return r;
 	/* Then record 0 maps them. */
@@ -242,7 +396,7 @@ static int alloc_record(struct csv_fs *fs, uint16_t flags, uint32_t mode, void *
 		return -EUCLEAN; /* the record bitmap says free */
 	uint16_t seq = (uint16_t)(le16_to_cpu(((struct csv_d_record *)buf)->seq) + 1);
 	record_init(buf, recno, seq ? seq : 1, CSV_REC_IN_USE | flags, mode);
-	bitmap_set_range(&fs->rmap, recno, 1);
+	rmap_mark(fs, recno, true);
 	*ret_recno = recno;
 	return 0;
 }
@@ -255,31 +409,39 @@ static void touch(void *rec, uint64_t t, bool mtime)
 		r->mtime_ns = cpu_to_le64(t);
 }
 
-int fs_create(struct csv_fs *fs, uint64_t dir, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+/* Reads directory dir into fs->dir for adding name; -EEXIST when the
+ * name is taken. */
+static int open_dir_for_new_name(struct csv_fs *fs, uint64_t dir, const char *name, size_t len,
+				 struct csv_btree *ret)
+{
+	uint64_t ref;
+	uint8_t type;
+	int r = read_rec(fs, dir, fs->dir);
+	if (r == 0)
+		r = dir_tree(fs, fs->dir, ret);
+	if (r < 0)
+		return r;
+	r = btree_lookup(ret, name, len, &ref, &type);
+	if (r == 0)
+		return -EEXIST;
+	return r == -ENOENT ? 0 : r;
+}
+
+static int do_create(struct csv_fs *fs, uint64_t dir, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
 	      uint32_t rdev, uint64_t *ret_recno)
 {
 	struct csv_btree t;
-	uint64_t ref, recno, now = realtime_ns();
-	uint8_t type;
+	uint64_t recno, now = realtime_ns();
 	size_t len;
 	bool is_dir = S_ISDIR(mode);
 	int r;
 
-	if (!fs->alloc)
-		return -EROFS;
 	if (mode_to_dtype(mode) == DT_UNKNOWN)
 		return -EINVAL;
 	r = check_name(name, &len);
 	if (r == 0)
-		r = read_rec(fs, dir, fs->dir);
-	if (r == 0)
-		r = dir_tree(fs, fs->dir, &t);
+		r = open_dir_for_new_name(fs, dir, name, len, &t);
 	if (r < 0)
-		return r;
-	r = btree_lookup(&t, name, len, &ref, &type);
-	if (r == 0)
-		return -EEXIST;
-	if (r != -ENOENT)
 		return r;
 
 	r = alloc_record(fs, is_dir ? CSV_REC_DIRECTORY : 0, mode, fs->rec, &recno);
@@ -316,30 +478,12 @@ int fs_create(struct csv_fs *fs, uint64_t dir, const char *name, uint32_t mode, 
 	return r;
 }
 
-int fs_symlink(struct csv_fs *fs, uint64_t dir, const char *name, const char *target, uint64_t *ret_recno)
-{
-	uint64_t recno;
-	size_t len = strlen(target);
-	if (len == 0 || len >= 4096)
-		return -ENAMETOOLONG;
-	int r = fs_create(fs, dir, name, S_IFLNK | 0777, 0, 0, 0, &recno);
-	if (r == 0)
-		r = fs_write(fs, recno, 0, target, len);
-	if (r == 0 && ret_recno)
-		*ret_recno = recno;
-	return r;
-}
-
-int fs_link(struct csv_fs *fs, uint64_t recno, uint64_t dir, const char *name)
+static int do_link(struct csv_fs *fs, uint64_t recno, uint64_t dir, const char *name)
 {
 	struct csv_btree t;
-	uint64_t ref;
-	uint8_t type;
 	size_t len;
 	int r;
 
-	if (!fs->alloc)
-		return -EROFS;
 	r = check_name(name, &len);
 	if (r == 0)
 		r = read_rec(fs, recno, fs->rec);
@@ -350,15 +494,8 @@ int fs_link(struct csv_fs *fs, uint64_t recno, uint64_t dir, const char *name)
 		return -ENOENT;
 	if (S_ISDIR(le32_to_cpu(rec->mode)))
 		return -EPERM;
-	r = read_rec(fs, dir, fs->dir);
-	if (r == 0)
-		r = dir_tree(fs, fs->dir, &t);
+	r = open_dir_for_new_name(fs, dir, name, len, &t);
 	if (r < 0)
-		return r;
-	r = btree_lookup(&t, name, len, &ref, &type);
-	if (r == 0)
-		return -EEXIST;
-	if (r != -ENOENT)
 		return r;
 	r = record_name_add(rec, t.owner, name, len);
 	if (r == -ENOSPC)
@@ -403,11 +540,11 @@ static int free_record(struct csv_fs *fs, uint64_t recno, void *buf)
 	record_init(buf, recno, le16_to_cpu(((struct csv_d_record *)buf)->seq), 0, 0);
 	r = write_rec(fs, recno, buf);
 	if (r == 0)
-		bitmap_clear_range(&fs->rmap, recno, 1);
+		rmap_mark(fs, recno, false);
 	return r;
 }
 
-int fs_unlink(struct csv_fs *fs, uint64_t dir, const char *name)
+static int do_unlink(struct csv_fs *fs, uint64_t dir, const char *name)
 {
 	struct csv_btree t, sub;
 	uint64_t ref, old, count;
@@ -415,8 +552,6 @@ int fs_unlink(struct csv_fs *fs, uint64_t dir, const char *name)
 	size_t len;
 	int r;
 
-	if (!fs->alloc)
-		return -EROFS;
 	r = check_name(name, &len);
 	if (r == 0)
 		r = read_rec(fs, dir, fs->dir);
@@ -534,7 +669,9 @@ static int write_runs(struct csv_fs *fs, struct csv_runlist *rl, uint64_t off, c
 			r = alloc_extent(fs->alloc, ALLOC_DATA, n, goal, &lcn, &got);
 			if (r < 0)
 				return r;
-			r = runlist_insert(rl, vcn, lcn, (uint32_t)got, 0);
+			r = fs_checkpoint_if_quarantined(fs, lcn, got);
+			if (r == 0)
+				r = runlist_insert(rl, vcn, lcn, (uint32_t)got, 0);
 			if (r == 0)
 				r = write_fresh(fs, vcn, lcn, got, off, buf, len);
 			if (r < 0)
@@ -557,13 +694,11 @@ static int write_runs(struct csv_fs *fs, struct csv_runlist *rl, uint64_t off, c
 	return 0;
 }
 
-int fs_write(struct csv_fs *fs, uint64_t recno, uint64_t off, const void *buf, size_t len)
+static int do_write(struct csv_fs *fs, uint64_t recno, uint64_t off, const void *buf, size_t len)
 {
 	struct csv_runlist rl;
 	int r;
 
-	if (!fs->alloc)
-		return -EROFS;
 	r = read_rec(fs, recno, fs->rec);
 	if (r < 0)
 		return r;
@@ -619,6 +754,8 @@ int fs_write(struct csv_fs *fs, uint64_t recno, uint64_t off, const void *buf, s
 			goto out;
 	}
 	r = write_runs(fs, &rl, off, buf, len);
+	if (r == 0 && fs->journal)
+		r = blockdev_flush(fs->v->bd); /* the data is durable before the metadata naming it */
 	if (r < 0) {
 		/* Keep what was allocated before the failure mapped (beyond the
 		 * valid data length, it reads as zeros). */
@@ -690,15 +827,13 @@ int fs_read(struct csv_fs *fs, uint64_t recno, uint64_t off, void *buf, size_t l
 	return r;
 }
 
-int fs_setxattr(struct csv_fs *fs, uint64_t recno, const char *name, const void *value, size_t len)
+static int do_setxattr(struct csv_fs *fs, uint64_t recno, const char *name, const void *value, size_t len)
 {
 	size_t nl = strlen(name);
 	struct csv_d_attr *a;
 	struct csv_d_attr_xattr *x;
 	int r;
 
-	if (!fs->alloc)
-		return -EROFS;
 	if (nl == 0 || nl > 255)
 		return -ERANGE;
 	if (len > UINT16_MAX)
@@ -722,4 +857,54 @@ int fs_setxattr(struct csv_fs *fs, uint64_t recno, const char *name, const void 
 	memcpy(x->data + nl, value, len);
 	touch(fs->rec, realtime_ns(), false);
 	return write_rec(fs, recno, fs->rec);
+}
+
+/* ---- the public operations: one transaction each ------------------------ */
+
+int fs_create(struct csv_fs *fs, uint64_t dir, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+	      uint32_t rdev, uint64_t *ret_recno)
+{
+	int r = op_begin(fs);
+	return r < 0 ? r : op_end(fs, do_create(fs, dir, name, mode, uid, gid, rdev, ret_recno));
+}
+
+int fs_link(struct csv_fs *fs, uint64_t recno, uint64_t dir, const char *name)
+{
+	int r = op_begin(fs);
+	return r < 0 ? r : op_end(fs, do_link(fs, recno, dir, name));
+}
+
+int fs_unlink(struct csv_fs *fs, uint64_t dir, const char *name)
+{
+	int r = op_begin(fs);
+	return r < 0 ? r : op_end(fs, do_unlink(fs, dir, name));
+}
+
+int fs_write(struct csv_fs *fs, uint64_t recno, uint64_t off, const void *buf, size_t len)
+{
+	int r = op_begin(fs);
+	return r < 0 ? r : op_end(fs, do_write(fs, recno, off, buf, len));
+}
+
+int fs_setxattr(struct csv_fs *fs, uint64_t recno, const char *name, const void *value, size_t len)
+{
+	int r = op_begin(fs);
+	return r < 0 ? r : op_end(fs, do_setxattr(fs, recno, name, value, len));
+}
+
+int fs_symlink(struct csv_fs *fs, uint64_t dir, const char *name, const char *target, uint64_t *ret_recno)
+{
+	uint64_t recno;
+	size_t len = strlen(target);
+	if (len == 0 || len >= 4096)
+		return -ENAMETOOLONG;
+	int r = op_begin(fs);
+	if (r < 0)
+		return r;
+	r = do_create(fs, dir, name, S_IFLNK | 0777, 0, 0, 0, &recno);
+	if (r == 0)
+		r = do_write(fs, recno, 0, target, len);
+	if (r == 0 && ret_recno)
+		*ret_recno = recno;
+	return op_end(fs, r);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Namespace and data operations on an open volume, written straight to
- * the LUN: creating, linking, unlinking, writing and reading files, growing
- * the MFT. The tools use it offline (test images, the inspector); every
- * change is complete on return but not journaled, so it is for volumes no
- * coordinator serves. */
+/* Namespace and data operations on an open volume: creating, linking,
+ * unlinking, writing and reading files, growing the MFT. Opened with
+ * fs_open(), changes go straight to the LUN (the tools: test images, the
+ * inspector; fs_sync() writes the bitmaps). Opened with fs_open_journaled(),
+ * each operation is one journal transaction, durable when it returns: the
+ * metadata engine of the coordinator. */
 #pragma once
 
 #include <stdint.h>
@@ -15,8 +16,17 @@
 #include "nodeio-vol.h"
 #include "volume.h"
 
+struct csv_metatxn;
+struct csv_journal;
+
 struct csv_fs {
 	struct csv_volume *v;
+	struct csv_journal *journal;  /* NULL: direct to the LUN */
+	struct csv_metatxn *mt;
+	struct csv_bitmap rmap_dirty; /* record bitmap blocks changed in the open operation */
+	uint64_t *quarantine;         /* metadata clusters freed since the last checkpoint */
+	size_t nquarantine, quarantine_cap;
+	bool quarantine_lost;         /* a cluster could not be remembered */
 	struct csv_mft mft;
 	struct csv_bitmap rmap;       /* record bitmap */
 	struct csv_alloc *alloc;      /* NULL when opened read-only */
@@ -28,7 +38,11 @@ struct csv_fs {
 /* Opens the metadata of v: the MFT and, unless rdonly, the bitmaps and
  * the allocator. err names the problem. */
 int fs_open(struct csv_volume *v, bool rdonly, struct csv_fs **ret, char *err, size_t errlen);
-/* Writes the bitmaps and flushes. */
+/* Opens v's metadata with every change going through journal j (which the
+ * caller opened, replayed and keeps). */
+int fs_open_journaled(struct csv_volume *v, struct csv_journal *j, struct csv_fs **ret, char *err,
+		      size_t errlen);
+/* Direct: writes the bitmaps and flushes. Journaled: checkpoints. */
 int fs_sync(struct csv_fs *fs);
 void fs_close(struct csv_fs *fs);
 

@@ -120,7 +120,7 @@ int mft_read(struct csv_mft *m, uint64_t recno, void *buf, char *err, size_t err
 	int r = mft_record_block(m, recno, &b);
 	if (r < 0)
 		return r;
-	r = volume_read_raw(m->v, b, 1, buf);
+	r = volume_read_blocks(m->v, b, 1, 1, buf);
 	if (r < 0) {
 		if (err)
 			snprintf(err, errlen, "cannot read block %" PRIu64 ": %s", b, strerror(-r));

@@ -45,7 +45,10 @@ static int vol_free(struct csv_nodeio *io, uint64_t b)
 		return -EROFS;
 	if (b % nv->v->g.blocks_per_cluster)
 		return -EUCLEAN;
-	return alloc_release(nv->alloc, block_to_lcn(&nv->v->g, b), 1);
+	int r = alloc_release(nv->alloc, block_to_lcn(&nv->v->g, b), 1);
+	if (r == 0 && nv->on_free)
+		nv->on_free(nv->on_free_ud, block_to_lcn(&nv->v->g, b));
+	return r;
 }
 
 static const struct csv_nodeio_ops vol_ops = {

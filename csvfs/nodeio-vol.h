@@ -12,6 +12,9 @@ struct csv_nodeio_vol {
 	struct csv_nodeio io;
 	struct csv_volume *v;
 	struct csv_alloc *alloc;
+	/* Told of each cluster freed, or NULL. */
+	void (*on_free)(void *ud, uint64_t lcn);
+	void *on_free_ud;
 };
 
 void nodeio_vol_init(struct csv_nodeio_vol *nv, struct csv_volume *v, struct csv_alloc *a, uint64_t lsn);

@@ -10,8 +10,11 @@
 
 #include "checker.h"
 #include "fs.h"
+#include "journal.h"
+#include "meta.h"
 #include "record.h"
 #include "test-volume-util.h"
+#include "util.h"
 
 struct fixture {
 	struct csv_blockdev *bd;
@@ -183,6 +186,189 @@ START_TEST(test_out_of_space)
 }
 END_TEST
 
+/* ---- journaled mode: every operation one transaction -------------------- */
+
+/* Runs fsck -n; returns its status and prints its report on failure. */
+static int fsck_status(struct csv_blockdev *bd)
+{
+	struct fsck_options o = { 0 };
+	char *out = NULL;
+	size_t len;
+	FILE *f = open_memstream(&out, &len);
+	int status = fsck_volume(bd, &o, f);
+	fclose(f);
+	if (status != FSCK_OK)
+		fprintf(stderr, "%s", out);
+	free(out);
+	return status;
+}
+
+START_TEST(test_journaled_ops_survive_without_checkpoint)
+{
+	struct csv_blockdev *bd;
+	struct csv_volume *v;
+	struct csv_journal *j;
+	struct csv_fs *fs;
+	char err[256];
+	uint64_t d, f, ref;
+	size_t got;
+	uint8_t buf[9000];
+
+	ck_assert_int_eq(tvol_make(16u << 20, 4096, &bd), 0);
+	ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
+	ck_assert_int_eq(journal_open(v, &j), 0);
+	ck_assert_int_eq(fs_open_journaled(v, j, &fs, err, sizeof(err)), 0);
+	ck_assert_int_eq(fs_create(fs, CSV_RECNO_ROOT, "d", S_IFDIR | 0755, 0, 0, 0, &d), 0);
+	ck_assert_int_eq(fs_create(fs, d, "f", S_IFREG | 0644, 0, 0, 0, &f), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = tvol_pattern(1, i);
+	ck_assert_int_eq(fs_write(fs, f, 0, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(fs_create(fs, d, "f", S_IFREG | 0644, 0, 0, 0, NULL), -EEXIST);
+	/* Reads in journaled mode see the journal, not the stale LUN. */
+	ck_assert_int_eq(fs_lookup(fs, d, "f", &ref), 0);
+	ck_assert_uint_eq(CSV_REF_RECNO(ref), f);
+	struct journal_info info;
+	journal_get_info(j, &info);
+	ck_assert_uint_ge(info.pending_txns, 3);
+	/* Stop without a checkpoint: everything is in the log only. */
+	fs_close(fs);
+	journal_close(j);
+	volume_close(v);
+
+	ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
+	ck_assert_int_eq(journal_open(v, &j), 0);
+	ck_assert(journal_needs_replay(j));
+	uint64_t txns, blocks;
+	ck_assert_int_eq(journal_replay(j, &txns, &blocks), 0);
+	ck_assert_uint_ge(txns, 3);
+	journal_close(j);
+	ck_assert_int_eq(fs_open(v, true, &fs, err, sizeof(err)), 0);
+	uint8_t back[sizeof(buf)];
+	ck_assert_int_eq(fs_resolve(fs, "/d/f", &f), 0);
+	ck_assert_int_eq(fs_read(fs, f, 0, back, sizeof(back), &got), 0);
+	ck_assert_uint_eq(got, sizeof(buf));
+	ck_assert(memcmp(buf, back, sizeof(buf)) == 0);
+	fs_close(fs);
+	volume_close(v);
+	ck_assert_int_eq(fsck_status(bd), FSCK_OK);
+	blockdev_close(bd);
+}
+END_TEST
+
+/* What the test expects of one name after the operations acknowledged. */
+struct model_file {
+	char name[16];
+	bool exists;
+	bool uncertain;   /* the operation in flight at the power cut */
+	unsigned pattern;
+	size_t size;
+};
+
+/* A power cut at a random write or flush in the middle of a random
+ * sequence of journaled operations: after the journal is replayed, fsck
+ * finds the volume clean and every acknowledged operation is there. */
+START_TEST(test_journaled_power_cut)
+{
+	unsigned seed = 1000 + (unsigned)_i;
+	struct csv_blockdev *img, *bd;
+	struct model_file files[24] = { 0 };
+	char err[256];
+	static uint8_t buf[70000];
+
+	ck_assert_int_eq(tvol_make(16u << 20, 4096, &img), 0);
+	ck_assert_int_eq(blockdev_open_mem(16u << 20, true, &bd), 0);
+	ck_assert_int_eq(blockdev_pwrite(bd, blockdev_mem_data(img), 16u << 20, 0), 0);
+	ck_assert_int_eq(blockdev_flush(bd), 0);
+	blockdev_close(img);
+
+	for (unsigned i = 0; i < ARRAY_SIZE(files); i++)
+		snprintf(files[i].name, sizeof(files[i].name), "f%02u", i);
+	unsigned rounds = 3;
+	for (unsigned round = 0; round < rounds; round++) {
+		struct csv_volume *v;
+		struct csv_journal *j;
+		struct csv_fs *fs;
+		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
+		ck_assert_int_eq(journal_open(v, &j), 0);
+		if (journal_needs_replay(j))
+			ck_assert_int_eq(journal_replay(j, NULL, NULL), 0);
+		ck_assert_int_eq(fs_open_journaled(v, j, &fs, err, sizeof(err)), 0);
+		blockdev_mem_fail_after(bd, 20 + rand_r(&seed) % 400);
+		for (unsigned op = 0; op < 60; op++) {
+			struct model_file *m = &files[rand_r(&seed) % ARRAY_SIZE(files)];
+			uint64_t recno;
+			int r;
+			m->uncertain = true;
+			if (!m->exists) {
+				r = fs_create(fs, CSV_RECNO_ROOT, m->name, S_IFREG | 0644, 0, 0, 0, &recno);
+				if (r < 0)
+					break;
+				m->exists = true;
+				m->size = 0;
+				m->uncertain = false;
+				size_t size = (size_t[]){ 100, 5000, 70000 }[rand_r(&seed) % 3];
+				unsigned pattern = rand_r(&seed) % 1000;
+				for (size_t k = 0; k < size; k++)
+					buf[k] = tvol_pattern(pattern, k);
+				m->uncertain = true;
+				r = fs_write(fs, recno, 0, buf, size);
+				if (r < 0)
+					break;
+				m->size = size;
+				m->pattern = pattern;
+			} else {
+				r = fs_unlink(fs, CSV_RECNO_ROOT, m->name);
+				if (r < 0)
+					break;
+				m->exists = false;
+			}
+			m->uncertain = false;
+		}
+		/* The power cut: some unflushed writes reach the disk, some not. */
+		fs_close(fs);
+		journal_close(j);
+		volume_close(v);
+		blockdev_mem_crash_random(bd, seed + round);
+		blockdev_mem_fail_after(bd, -1);
+
+		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
+		ck_assert_int_eq(journal_open(v, &j), 0);
+		if (journal_needs_replay(j))
+			ck_assert_int_eq(journal_replay(j, NULL, NULL), 0);
+		journal_close(j);
+		volume_close(v);
+		ck_assert_msg(fsck_status(bd) == FSCK_OK, "seed %u round %u: not clean after replay", seed, round);
+
+		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
+		ck_assert_int_eq(fs_open(v, true, &fs, err, sizeof(err)), 0);
+		for (unsigned i = 0; i < ARRAY_SIZE(files); i++) {
+			struct model_file *m = &files[i];
+			uint64_t ref;
+			int r = fs_lookup(fs, CSV_RECNO_ROOT, m->name, &ref);
+			if (m->uncertain) {
+				/* Either outcome; the model follows the volume. */
+				m->exists = r == 0;
+				m->uncertain = false;
+				m->size = SIZE_MAX;
+				continue;
+			}
+			ck_assert_msg((r == 0) == m->exists, "seed %u round %u: %s %s", seed, round, m->name,
+				      m->exists ? "lost" : "came back");
+			if (!m->exists || m->size == SIZE_MAX)
+				continue;
+			size_t got;
+			ck_assert_int_eq(fs_read(fs, CSV_REF_RECNO(ref), 0, buf, sizeof(buf), &got), 0);
+			ck_assert_msg(got == m->size, "seed %u: %s has %zu bytes, expected %zu", seed, m->name, got, m->size);
+			for (size_t k = 0; k < got; k++)
+				ck_assert_msg(buf[k] == tvol_pattern(m->pattern, k), "seed %u: %s byte %zu", seed, m->name, k);
+		}
+		fs_close(fs);
+		volume_close(v);
+	}
+	blockdev_close(bd);
+}
+END_TEST
+
 static Suite *fs_suite(void)
 {
 	Suite *s = suite_create("fs");
@@ -197,6 +383,11 @@ static Suite *fs_suite(void)
 	tcase_add_loop_test(tc, test_write_read_and_free, 0, 2);
 	tcase_add_test(tc, test_out_of_space);
 	tcase_set_timeout(tc, 300);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("journaled");
+	tcase_add_test(tc, test_journaled_ops_survive_without_checkpoint);
+	tcase_add_loop_test(tc, test_journaled_power_cut, 0, 12);
+	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -50,8 +50,21 @@ void header_encode(const struct csv_geometry *g, uint64_t blocknr, void *buf);
 int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 		  struct csv_geometry *ret, char *err, size_t errlen);
 
+/* Redirects metadata block I/O: the tools read and write the LUN; the
+ * coordinator sends writes to its journal and reads the newest images
+ * back from it (metatxn.h). A unit is the blocks one header seals. */
+struct csv_meta_hook {
+	/* Replaces in buf the units of [blocknr, blocknr + nblocks) that have
+	 * images newer than what the LUN holds. */
+	int (*patch)(void *ctx, uint64_t blocknr, uint32_t nblocks, uint32_t unit, void *buf);
+	/* Takes sealed units instead of the LUN. */
+	int (*write)(void *ctx, uint64_t blocknr, uint32_t nblocks, uint32_t unit, const void *buf);
+	void *ctx;
+};
+
 struct csv_volume {
 	struct csv_blockdev *bd;
+	const struct csv_meta_hook *hook;  /* NULL: metadata goes to the LUN */
 	struct csv_geometry g;
 	bool primary_header_bad;  /* opened from the backup header */
 	bool backup_header_bad;
@@ -69,12 +82,18 @@ void volume_close(struct csv_volume *v);
  * blocknr, uuid, crc) over the whole length. */
 int volume_read_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 		     uint32_t magic, void *buf);
-/* Reads without verifying. */
+/* Reads metadata blocks (units of unit blocks) without verifying, through
+ * the hook when there is one. */
+int volume_read_blocks(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, uint32_t unit, void *buf);
+/* Writes sealed metadata units, through the hook when there is one. */
+int volume_write_blocks(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, uint32_t unit,
+			const void *buf);
+/* Reads the LUN itself, bypassing any hook (the journal, headers). */
 int volume_read_raw(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, void *buf);
 /* Seals (magic, blocknr, uuid, lsn, crc) and writes nblocks blocks. */
 int volume_write_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
 		      uint32_t magic, uint64_t lsn, void *buf);
-/* Writes without sealing (buf already sealed, e.g. a journal image). */
+/* Writes the LUN itself without sealing, bypassing any hook. */
 int volume_write_raw(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, const void *buf);
 
 static inline uint64_t lcn_to_block(const struct csv_geometry *g, uint64_t lcn)

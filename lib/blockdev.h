@@ -54,6 +54,9 @@ uint8_t *blockdev_mem_data(struct csv_blockdev *bd);
  * dropped at random (seeded), and one kept write of several sectors may be
  * torn at a 512-byte boundary. Memory devices with a volatile cache only. */
 void blockdev_mem_crash_random(struct csv_blockdev *bd, unsigned seed);
+/* Makes every write and flush of a memory device fail with -EIO after
+ * the next ios succeed (the moment of a power cut); -1 disarms. */
+void blockdev_mem_fail_after(struct csv_blockdev *bd, int64_t ios);
 /* Unflushed writes pending in a memory device's cache. */
 size_t blockdev_mem_pending(const struct csv_blockdev *bd);
 /* Flushes counted on a device since it was opened. */
