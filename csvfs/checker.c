@@ -1266,15 +1266,10 @@ static int check_bitmap(struct fsck *f, const char *what, const char *unit, uint
 	}
 	for (size_t i = 0; i < bad.n; i++)
 		dirty[bad.list[i]] = 1;
-	for (uint64_t bit = 0; bit < want->nbits;) {
-		bool w = bitmap_test(want, bit);
-		if (w == bitmap_test(&disk, bit)) {
-			bit++;
-			continue;
-		}
-		uint64_t end = bit + 1;
-		while (end < want->nbits && bitmap_test(want, end) == w && bitmap_test(&disk, end) != w)
-			end++;
+	uint64_t bit, len;
+	bool w;
+	for (uint64_t from = 0; bitmap_next_difference(want, &disk, from, &bit, &len, &w) == 1; from = bit + len) {
+		uint64_t end = bit + len;
 		if (!dirty[bit / CSV_BITMAP_BITS]) {
 			/* A range in a damaged block was reported with the block. */
 			if (ranges < 20)
@@ -1285,7 +1280,6 @@ static int check_bitmap(struct fsck *f, const char *what, const char *unit, uint
 		}
 		for (uint64_t b = bit / CSV_BITMAP_BITS; b <= (end - 1) / CSV_BITMAP_BITS; b++)
 			dirty[b] = 1;
-		bit = end;
 	}
 	if (ranges > 20)
 		fprintf(f->out, "%s: %u more differing ranges not listed.\n", what, ranges - 20);
