@@ -113,18 +113,6 @@ static int check_name(const void *name, size_t len)
 	return 0;
 }
 
-_printf_(3, 4)
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EUCLEAN;
-}
-
 /* ---- Entry sequences --------------------------------------------------- */
 
 /* The entries of a node, with the offset of each. */
@@ -244,37 +232,37 @@ static int seq_parse(struct bt_seq *s, unsigned count, uint32_t used, uint32_t c
 	s->used = 0;
 	s->off[0] = 0;
 	if (used > cap)
-		return fail(err, errlen, "%" PRIu32 " bytes of entries in a node of %" PRIu32,
+		return err_unclean(err, errlen, "%" PRIu32 " bytes of entries in a node of %" PRIu32,
 			    used, cap);
 	if (count > cap / BT_MIN_ENTRY || count > s->max_count)
-		return fail(err, errlen, "%u entries cannot fit in %" PRIu32 " bytes", count, cap);
+		return err_unclean(err, errlen, "%u entries cannot fit in %" PRIu32 " bytes", count, cap);
 	for (unsigned i = 0; i < count; i++) {
 		if (used - o < BT_ENTRY_FIXED || ent_size(s->e + o) > used - o)
-			return fail(err, errlen, "entry %u runs past the %" PRIu32 " used bytes",
+			return err_unclean(err, errlen, "entry %u runs past the %" PRIu32 " used bytes",
 				    i, used);
 		size_t nl = ent_len(s->e + o);
 		if (level == 0 && nl == 0)
-			return fail(err, errlen, "entry %u has an empty name", i);
+			return err_unclean(err, errlen, "entry %u has an empty name", i);
 		if (level > 0 && i == 0 && nl != 0)
-			return fail(err, errlen, "first entry of an inner node has a separator");
+			return err_unclean(err, errlen, "first entry of an inner node has a separator");
 		if (level > 0 && i > 0 && nl == 0)
-			return fail(err, errlen, "entry %u has an empty separator", i);
+			return err_unclean(err, errlen, "entry %u has an empty separator", i);
 		s->off[i] = o;
 		o += ent_size(s->e + o);
 	}
 	if (o != used)
-		return fail(err, errlen, "entries end at byte %" PRIu32 ", used is %" PRIu32, o, used);
+		return err_unclean(err, errlen, "entries end at byte %" PRIu32 ", used is %" PRIu32, o, used);
 	s->off[count] = o;
 	s->count = count;
 	s->used = used;
 	if (!strict)
 		return 0;
 	if (level > 0 && count == 0)
-		return fail(err, errlen, "inner node without entries");
+		return err_unclean(err, errlen, "inner node without entries");
 	for (unsigned i = level > 0 ? 2 : 1; i < count; i++) {
 		const uint8_t *a = seq_at(s, i - 1), *b = seq_at(s, i);
 		if (ent_cmp(a, ent_name(b), ent_len(b)) >= 0)
-			return fail(err, errlen, "entries %u and %u out of order", i - 1, i);
+			return err_unclean(err, errlen, "entries %u and %u out of order", i - 1, i);
 	}
 	return 0;
 }
@@ -426,9 +414,9 @@ static int root_load(struct csv_btree *t, struct bt_node *n, bool strict, char *
 	n->s.used = 0;
 	n->s.off[0] = 0;
 	if (n->level >= BTREE_MAX_LEVELS)
-		return fail(err, errlen, "level %u, more than %u levels", n->level, BTREE_MAX_LEVELS);
+		return err_unclean(err, errlen, "level %u, more than %u levels", n->level, BTREE_MAX_LEVELS);
 	if (used > n->cap)
-		return fail(err, errlen, "%" PRIu32 " bytes of entries in a root of %" PRIu32,
+		return err_unclean(err, errlen, "%" PRIu32 " bytes of entries in a root of %" PRIu32,
 			    used, n->cap);
 	memcpy(&node_block(n)->node, &h, sizeof(h));
 	memcpy(n->s.e, (const uint8_t *)t->root + BT_ROOT_HDR, used);

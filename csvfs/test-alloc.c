@@ -8,10 +8,7 @@
 
 #include "alloc.h"
 #include "bitmap.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of millions, so hot loops check with this instead. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 static void assert_consistent(const struct csv_alloc *a)
 {

@@ -8,10 +8,7 @@
 #include "blockdev.h"
 #include "meta.h"
 #include "volume.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of millions, so hot loops check with this instead. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 /* A bool per bit, the model the bitmap is checked against. */
 struct model {

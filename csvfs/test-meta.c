@@ -10,25 +10,12 @@
 #include "crc32c.h"
 #include "format.h"
 #include "meta.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops over every byte, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 static const uint8_t uuid_a[16] = { 0x6b, 0x1e, 0x2c, 0x90, 0x11, 0x4d, 0x47, 0x0a,
 				    0x9c, 0x3e, 0x55, 0x01, 0xde, 0xad, 0xbe, 0xef };
 static const uint8_t uuid_b[16] = { 0x6b, 0x1e, 0x2c, 0x90, 0x11, 0x4d, 0x47, 0x0a,
 				    0x9c, 0x3e, 0x55, 0x01, 0xde, 0xad, 0xbe, 0xee };
-
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 /* A block of len bytes with random contents after the header, sealed. */
 static uint8_t *make_block(size_t len, uint32_t magic, uint64_t blocknr, uint64_t lsn)

@@ -14,10 +14,7 @@
 
 #include "format.h"
 #include "record.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of many thousands, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 #define RECNO 1234u
 #define PARENT CSV_REF(CSV_RECNO_ROOT, 1)
@@ -28,21 +25,6 @@ typedef union {
 	struct csv_d_record r;
 	uint64_t align;
 } recbuf;
-
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
-}
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static void new_file(recbuf *rb)
 {

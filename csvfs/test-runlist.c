@@ -8,10 +8,7 @@
 #include "meta.h"
 #include "nodeio.h"
 #include "runlist.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of millions, so hot loops check with this instead. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 #define TOTAL (1ull << 40)
 

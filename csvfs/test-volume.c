@@ -16,10 +16,7 @@
 #include "format.h"
 #include "meta.h"
 #include "volume.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of many thousands, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -28,16 +25,6 @@
 
 static const uint8_t test_uuid[16] = { 0xc5, 0x7f, 0x5a, 0x10, 0x8e, 0x2b, 0x4f, 0x61,
 				       0xa0, 0x33, 0x1d, 0x42, 0x90, 0x0b, 0x7e, 0x25 };
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static uint64_t div_round_up(uint64_t n, uint64_t d)
 {

@@ -21,29 +21,11 @@
 #include <unistd.h>
 
 #include "blockdev.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of thousands, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 /* A pointer value that no open ever returns: an out-parameter still
  * holding it was left alone, as failing functions must. */
 #define UNTOUCHED ((struct csv_blockdev *)(uintptr_t)0x5a5a5a5a)
-
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
-}
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static void fill_random(uint8_t *p, size_t len)
 {

@@ -19,11 +19,8 @@
 uint32_t crc32c_update_copy(uint32_t crc, const void *buf, size_t len);
 #define crc32c_update crc32c_update_copy
 #include "crc32c.c"
+#include "test-util.h"
 #undef crc32c_update
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of hundreds of thousands, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
 /* Bit by bit from the definition: reflected polynomial 0x82F63B78. Takes
  * and returns the raw register, like crc32c_update(). */
@@ -41,22 +38,6 @@ static uint32_t ref_update(uint32_t crc, const void *buf, size_t len)
 static uint32_t ref_crc(const void *buf, size_t len)
 {
 	return ~ref_update(~0u, buf, len);
-}
-
-/* xorshift64*, so that every run sees the same "random" data. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
-}
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
 }
 
 static void fill_random(uint8_t *p, size_t len)

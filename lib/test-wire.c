@@ -24,30 +24,11 @@
 #include "util.h"
 #include "wire-conn.h"
 #include "wire.h"
-
-/* A passing ck_assert records a mark point (a write to the parent): far
- * too slow in loops of hundreds of thousands, so hot loops use this. */
-#define REQUIRE(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+#include "test-util.h"
 
 #define ID 0x1122334455667788ull
 #define EPOCH 42ull
 #define INO(rec, seq) ((uint64_t)(seq) << 48 | (uint64_t)(rec))
-
-/* xorshift64*, so that every run sees the same "random" data. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
-}
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static struct csv_wire_name name_of(const char *s)
 {
