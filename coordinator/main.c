@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* csv-coordinatord: the metadata server of one csvfs volume. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "format.h"
+#include "fs.h"
+#include "journal.h"
+#include "mft.h"
+#include "record.h"
+#include "server.h"
+#include "volume.h"
+
+#define PROG "csv-coordinatord"
+#define BLACKBOX_DIR "/var/lib/csvfs"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: " PROG " --lun PATH|NBD-URI --listen HOST:PORT --keyfile FILE [options]\n"
+		"Serve the metadata of one csvfs volume to the csvfs clients of the cluster.\n\n"
+		"  -l, --lun PATH|URI      the volume: a block device, an image file or an nbd:// URI\n"
+		"  -a, --listen HOST:PORT  address to accept clients on\n"
+		"  -k, --keyfile FILE      cluster key file (mode 0600 or stricter)\n"
+		"  -n, --node-id N         this node's id (default 1)\n"
+		"  -f, --foreground        stay in the foreground and log to stderr\n"
+		"  -h, --help              show this help\n"
+		"  -V, --version           show the version\n");
+}
+
+static void crash_handler(int sig)
+{
+	char path[128];
+	snprintf(path, sizeof(path), BLACKBOX_DIR "/" PROG "-%d.blackbox", (int)getpid());
+	qb_log_blackbox_write_to_file(path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void log_setup(bool foreground)
+{
+	qb_log_init(PROG, LOG_DAEMON, LOG_INFO);
+	qb_log_format_set(QB_LOG_SYSLOG, "%b");
+	if (foreground) {
+		qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
+		qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_INFO);
+		qb_log_format_set(QB_LOG_STDERR, PROG "[%P]: %p: %b");
+		qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
+	}
+	qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);
+	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 1024 * 1024);
+	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
+	signal(SIGSEGV, crash_handler);
+	signal(SIGABRT, crash_handler);
+	signal(SIGBUS, crash_handler);
+}
+
+static int32_t on_stop_signal(int32_t sig, void *data)
+{
+	struct server *s = data;
+	vlog(s, LOG_NOTICE, "%s received: stopping", strsignal(sig));
+	qb_loop_stop(s->loop);
+	return 0;
+}
+
+/* Fails with a message on stderr (and in the log). */
+#define die(...)                                          \
+	do {                                              \
+		fprintf(stderr, PROG ": " __VA_ARGS__);   \
+		fputc('\n', stderr);                      \
+		qb_log(LOG_ERR, __VA_ARGS__);             \
+		goto out;                                 \
+	} while (0)
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lun", required_argument, NULL, 'l' },
+		{ "listen", required_argument, NULL, 'a' },
+		{ "keyfile", required_argument, NULL, 'k' },
+		{ "node-id", required_argument, NULL, 'n' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const char *lun = NULL, *listen_addr = NULL, *keyfile = NULL;
+	unsigned long node_id = 1;
+	bool foreground = false;
+	struct server s = { .listen_fd = -1, .epoch = 1 };
+	struct csv_volume *v = NULL;
+	struct csv_journal *j = NULL;
+	struct csv_fs *fs = NULL;
+	char err[512], uuid[37];
+	int opt, r, status = 1;
+	char *end;
+
+	while ((opt = getopt_long(argc, argv, "l:a:k:n:fhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': lun = optarg; break;
+		case 'a': listen_addr = optarg; break;
+		case 'k': keyfile = optarg; break;
+		case 'n':
+			errno = 0;
+			node_id = strtoul(optarg, &end, 0);
+			if (errno || *end || node_id == 0 || node_id > UINT32_MAX) {
+				fprintf(stderr, PROG ": --node-id '%s' is not a node id (1..4294967295)\n", optarg);
+				return 1;
+			}
+			break;
+		case 'f': foreground = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind < argc || !lun || !listen_addr || !keyfile) {
+		fprintf(stderr, PROG ": %s\n", optind < argc ? "unexpected argument" :
+			"--lun, --listen and --keyfile are required");
+		usage(stderr);
+		return 1;
+	}
+	s.node_id = (uint32_t)node_id;
+	log_setup(foreground);
+
+	if (csv_wire_key_load(keyfile, &s.key, err, sizeof(err)) < 0)
+		die("bad key file: %s", err);
+
+	r = volume_open(lun, 0, &v, err, sizeof(err));
+	if (r < 0)
+		die("cannot open the volume %s: %s", lun, err[0] ? err : strerror(-r));
+	s.v = v;
+	uuid_format(v->g.uuid, uuid);
+	if (v->g.label[0])
+		snprintf(s.volname, sizeof(s.volname), "%s (%s)", v->g.label, uuid);
+	else
+		snprintf(s.volname, sizeof(s.volname), "%s", uuid);
+	if (v->primary_header_bad)
+		vlog(&s, LOG_WARNING, "the primary volume header is damaged: opened from the backup; run fsck.csvfs");
+
+	r = journal_open(v, &j);
+	if (r < 0)
+		die("volume %s: cannot open the journal of %s: %s", s.volname, lun, strerror(-r));
+	if (journal_needs_replay(j)) {
+		uint64_t txns = 0, blocks = 0;
+		r = journal_replay(j, &txns, &blocks);
+		if (r < 0)
+			die("volume %s: journal replay failed: %s", s.volname, strerror(-r));
+		vlog(&s, LOG_NOTICE, "journal replayed: %llu transactions, %llu blocks",
+		     (unsigned long long)txns, (unsigned long long)blocks);
+	} else {
+		vlog(&s, LOG_INFO, "journal clean: nothing to replay");
+	}
+	err[0] = '\0';
+	r = fs_open_journaled(v, j, &fs, err, sizeof(err));
+	if (r < 0)
+		die("volume %s: cannot open the metadata: %s", s.volname, err[0] ? err : strerror(-r));
+	s.fs = fs;
+
+	{
+		static uint8_t root[CSV_RECORD_SIZE];
+		r = mft_read(&fs->mft, CSV_RECNO_ROOT, root, err, sizeof(err));
+		if (r < 0)
+			die("volume %s: cannot read the root directory: %s", s.volname, err);
+		s.root_ino = record_ref(root);
+	}
+	s.welcome = (struct csv_wire_welcome){
+		.flags = 0,
+		.cluster_size = v->g.cluster_size,
+		.block_size = CSV_BLOCK_SIZE,
+		.total_clusters = v->g.total_clusters,
+		.root_ino = s.root_ino,
+		.max_io = CSV_WIRE_IO_MAX,
+		.name_max = CSV_NAME_MAX,
+	};
+
+	s.loop = qb_loop_create();
+	if (!s.loop)
+		die("volume %s: cannot create the event loop", s.volname);
+	r = server_listen(&s, listen_addr, err, sizeof(err));
+	if (r < 0)
+		die("volume %s: %s", s.volname, err);
+	qb_loop_signal_add(s.loop, QB_LOOP_HIGH, SIGTERM, &s, on_stop_signal, NULL);
+	qb_loop_signal_add(s.loop, QB_LOOP_HIGH, SIGINT, &s, on_stop_signal, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!foreground && daemon(0, 0) < 0)
+		die("cannot become a daemon: %s", strerror(errno));
+	vlog(&s, LOG_NOTICE, "serving on %s as node %u, epoch %llu", listen_addr, s.node_id,
+	     (unsigned long long)s.epoch);
+
+	qb_loop_run(s.loop);
+
+	server_shutdown(&s);
+	r = fs_sync(fs);
+	if (r < 0) {
+		vlog(&s, LOG_ERR, "checkpoint at shutdown failed: %s (the journal will be replayed at the next start)",
+		     strerror(-r));
+		goto out;
+	}
+	vlog(&s, LOG_NOTICE, "stopped after %llu requests; journal checkpointed", (unsigned long long)s.requests);
+	status = 0;
+out:
+	if (s.listen_fd >= 0)
+		server_shutdown(&s);
+	fs_close(fs);
+	journal_close(j);
+	volume_close(v);
+	if (s.loop)
+		qb_loop_destroy(s.loop);
+	csv_wire_key_wipe(&s.key);
+	qb_log_fini();
+	return status;
+}

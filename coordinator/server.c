@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "server.h"
+#include "volume.h"
+
+/* A client's queued replies beyond this: stop reading its requests until
+ * it reads them. */
+#define CONN_QUEUE_HIGH (64u << 20)
+
+struct cached_reply {
+	uint64_t req_id;  /* 0: empty slot */
+	uint8_t *buf;
+	size_t len;
+};
+
+/* The last SERVER_REPLY_CACHE_SIZE replies to one client node. */
+struct reply_cache {
+	uint32_t node;
+	unsigned next;
+	struct cached_reply e[SERVER_REPLY_CACHE_SIZE];
+	struct reply_cache *next_cache;
+};
+
+static int32_t conn_event(int32_t fd, int32_t revents, void *data);
+
+/* ---- reply cache ---------------------------------------------------------- */
+
+static struct reply_cache *cache_for(struct server *s, uint32_t node, bool create)
+{
+	struct reply_cache *rc;
+	for (rc = s->caches; rc; rc = rc->next_cache)
+		if (rc->node == node)
+			return rc;
+	if (!create)
+		return NULL;
+	rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return NULL;
+	rc->node = node;
+	rc->next_cache = s->caches;
+	s->caches = rc;
+	return rc;
+}
+
+static const struct cached_reply *cache_find(struct server *s, uint32_t node, uint64_t req_id)
+{
+	struct reply_cache *rc = cache_for(s, node, false);
+	if (!rc)
+		return NULL;
+	for (unsigned i = 0; i < SERVER_REPLY_CACHE_SIZE; i++)
+		if (rc->e[i].req_id == req_id)
+			return &rc->e[i];
+	return NULL;
+}
+
+/* Remembers a reply; a failure only costs the idempotence of a resend. */
+static void cache_store(struct server *s, uint32_t node, uint64_t req_id, const struct csv_wire_frame *f)
+{
+	struct reply_cache *rc = cache_for(s, node, true);
+	uint8_t *buf;
+	size_t len;
+	if (!rc || csv_wire_frame_flatten(f, &buf, &len) < 0) {
+		vlog(s, LOG_WARNING, "node %u: no memory to remember the reply to request %llu", node,
+		     (unsigned long long)req_id);
+		return;
+	}
+	struct cached_reply *e = &rc->e[rc->next];
+	free(e->buf);
+	*e = (struct cached_reply){ .req_id = req_id, .buf = buf, .len = len };
+	rc->next = (rc->next + 1) % SERVER_REPLY_CACHE_SIZE;
+}
+
+static void caches_free(struct server *s)
+{
+	while (s->caches) {
+		struct reply_cache *rc = s->caches;
+		s->caches = rc->next_cache;
+		for (unsigned i = 0; i < SERVER_REPLY_CACHE_SIZE; i++)
+			free(rc->e[i].buf);
+		free(rc);
+	}
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void conn_close(struct conn *c, int prio, const char *reason)
+{
+	struct server *s = c->s;
+	connlog(c, prio, "connection closed: %s", reason);
+	qb_loop_poll_del(s->loop, csv_wire_conn_fd(c->wc));
+	if (c->hs_timer_armed)
+		qb_loop_timer_del(s->loop, c->hs_timer);
+	csv_wire_auth_free(c->auth);
+	csv_wire_conn_free(c->wc);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+	short ev = csv_wire_conn_events(c->wc);
+	if (c->dead)
+		ev = POLLOUT;  /* fires at once: the handler closes it */
+	else if (csv_wire_conn_queued_bytes(c->wc) > CONN_QUEUE_HIGH)
+		ev &= (short)~POLLIN;
+	if (ev == c->events)
+		return;
+	c->events = ev;
+	qb_loop_poll_mod(c->s->loop, QB_LOOP_MED, csv_wire_conn_fd(c->wc), ev, c, conn_event);
+}
+
+int server_send(struct conn *c, struct csv_wire_frame *f)
+{
+	int r = csv_wire_conn_queue(c->wc, f, NULL, NULL);
+	if (r < 0)
+		csv_wire_frame_done(f);
+	else
+		r = csv_wire_conn_flush(c->wc);
+	if (r < 0 && !c->dead) {
+		c->dead = true;
+		snprintf(c->reason, sizeof(c->reason), "cannot send: %s",
+			 csv_wire_conn_broken(c->wc) ? csv_wire_conn_error(c->wc) : strerror(-r));
+	}
+	conn_update_events(c);
+	return r < 0 ? r : 0;
+}
+
+static int reject(struct conn *c, const char *fmt, const struct csv_wire_msghdr *h, int r)
+{
+	snprintf(c->reason, sizeof(c->reason), fmt, h ? csv_wire_type_name(h->type) : "", strerror(-r));
+	return r;
+}
+
+/* One whole frame from an authenticated client. */
+static int on_frame(struct csv_wire_conn *wc, const void *frame, size_t len, void *userdata)
+{
+	struct conn *c = userdata;
+	struct server *s = c->s;
+	struct csv_wire_msghdr h;
+	struct csv_wire_frame reply = { 0 };
+	int r;
+
+	if (c->dead)
+		return -EPIPE;
+	r = csv_wire_hdr_decode(frame, len, &h);
+	if (r < 0)
+		return reject(c, "sent a malformed frame header%s (%s)", NULL, r);
+	if (h.flags & CSV_WIRE_F_CALLBACK) {
+		/* The answer to one of our invalidations: nothing waits for it. */
+		if (h.status < 0)
+			connlog(c, LOG_DEBUG, "%s callback %llu answered %s", csv_wire_type_name(h.type),
+				(unsigned long long)h.req_id, strerror(-h.status));
+		return 0;
+	}
+	if (!(h.flags & CSV_WIRE_F_REQUEST))
+		return reject(c, "sent a %s reply to no request (%s)", &h, -EBADMSG);
+	if (h.type == CSV_WIRE_HELLO || h.type == CSV_WIRE_AUTH)
+		return reject(c, "sent a %s after the handshake (%s)", &h, -EBADMSG);
+	if (h.req_id == 0)
+		return reject(c, "sent a %s request with id 0 (%s)", &h, -EBADMSG);
+	s->requests++;
+
+	if (h.type == CSV_WIRE_PING) {
+		r = csv_wire_empty_decode(frame, len, CSV_WIRE_PING, CSV_WIRE_F_REQUEST, NULL);
+		if (r < 0)
+			return reject(c, "sent a malformed %s request (%s)", &h, r);
+		r = csv_wire_reply_status_encode(&reply, &h, s->epoch, 0);
+		return r < 0 ? reject(c, "cannot answer %s: %s", &h, r) : (server_send(c, &reply), 0);
+	}
+	if (h.epoch != s->epoch) {
+		connlog(c, LOG_INFO, "%s request %llu names epoch %llu, the current one is %llu: -ESTALE",
+			csv_wire_type_name(h.type), (unsigned long long)h.req_id, (unsigned long long)h.epoch,
+			(unsigned long long)s->epoch);
+		r = csv_wire_reply_status_encode(&reply, &h, s->epoch, -ESTALE);
+		return r < 0 ? reject(c, "cannot answer %s: %s", &h, r) : (server_send(c, &reply), 0);
+	}
+	const struct cached_reply *cr = cache_find(s, c->node, h.req_id);
+	if (cr) {
+		uint8_t *copy = malloc(cr->len);
+		if (!copy)
+			return reject(c, "cannot answer %s: %s", &h, -ENOMEM);
+		memcpy(copy, cr->buf, cr->len);
+		reply = (struct csv_wire_frame){ .buf = copy, .len = cr->len, .cap = cr->len };
+		connlog(c, LOG_INFO, "%s request %llu was already applied: answered from the reply cache",
+			csv_wire_type_name(h.type), (unsigned long long)h.req_id);
+		server_send(c, &reply);
+		return 0;
+	}
+	r = dispatch_request(c, &h, frame, len, &reply);
+	if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+		return reject(c, "sent a malformed %s request (%s)", &h, r);
+	if (r < 0)
+		return reject(c, "cannot answer %s: %s", &h, r);
+	cache_store(s, c->node, h.req_id, &reply);
+	server_send(c, &reply);
+	return 0;
+}
+
+static void conn_authed(struct conn *c)
+{
+	c->authed = true;
+	c->node = csv_wire_auth_peer_node(c->auth);
+	csv_wire_auth_free(c->auth);
+	c->auth = NULL;
+	if (c->hs_timer_armed) {
+		qb_loop_timer_del(c->s->loop, c->hs_timer);
+		c->hs_timer_armed = false;
+	}
+	connlog(c, LOG_INFO, "node %u authenticated, epoch %llu", c->node, (unsigned long long)c->s->epoch);
+}
+
+static int32_t conn_event(int32_t fd, int32_t revents, void *data)
+{
+	struct conn *c = data;
+	int r;
+
+	if (c->dead) {
+		conn_close(c, LOG_WARNING, c->reason);
+		return 0;
+	}
+	if (revents & POLLOUT) {
+		r = csv_wire_conn_flush(c->wc);
+		if (r < 0) {
+			conn_close(c, LOG_WARNING, csv_wire_conn_error(c->wc));
+			return 0;
+		}
+	}
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (!c->authed) {
+			r = csv_wire_auth_read(c->auth, c->wc);
+			if (r < 0) {
+				(void)csv_wire_conn_flush(c->wc);  /* the error reply, best effort */
+				conn_close(c, LOG_WARNING, csv_wire_auth_error(c->auth));
+				return 0;
+			}
+			if (r == 1)
+				conn_authed(c);
+		}
+		if (c->authed) {
+			c->reason[0] = '\0';
+			r = csv_wire_conn_read(c->wc, on_frame, c);
+			if (r < 0) {
+				if (c->reason[0])
+					conn_close(c, LOG_WARNING, c->reason);
+				else if (r == -ECONNRESET)
+					conn_close(c, LOG_INFO, "the client closed it");
+				else
+					conn_close(c, LOG_WARNING, csv_wire_conn_error(c->wc));
+				return 0;
+			}
+		}
+	}
+	conn_update_events(c);
+	return 0;
+}
+
+static void handshake_timeout(void *data)
+{
+	struct conn *c = data;
+	c->hs_timer_armed = false;
+	conn_close(c, LOG_WARNING, "the handshake did not finish in time");
+}
+
+static void conn_new(struct server *s, int fd)
+{
+	struct csv_wire_auth_server_params p = {
+		.key = &s->key,
+		.node_id = s->node_id,
+		.epoch = s->epoch,
+		.welcome = s->welcome,
+	};
+	struct csv_wire_conn *wc;
+	struct conn *c;
+	int r;
+
+	memcpy(p.volume_uuid, s->v->g.uuid, sizeof(p.volume_uuid));
+	r = csv_wire_conn_new(fd, &wc);
+	if (r < 0) {
+		vlog(s, LOG_ERR, "cannot set up a new connection: %s", strerror(-r));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		vlog(s, LOG_ERR, "%s: no memory for the connection", csv_wire_conn_peer(wc));
+		csv_wire_conn_free(wc);
+		return;
+	}
+	c->s = s;
+	c->wc = wc;
+	r = csv_wire_auth_server_new(&p, &c->auth);
+	if (r == 0)
+		r = csv_wire_auth_start(c->auth, wc);
+	if (r == 0)
+		r = qb_loop_poll_add(s->loop, QB_LOOP_MED, fd, POLLIN, c, conn_event);
+	if (r < 0) {
+		vlog(s, LOG_ERR, "%s: cannot start the handshake: %s", csv_wire_conn_peer(wc), strerror(-r));
+		csv_wire_auth_free(c->auth);
+		csv_wire_conn_free(wc);
+		free(c);
+		return;
+	}
+	c->events = POLLIN;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	if (qb_loop_timer_add(s->loop, QB_LOOP_MED, SERVER_HANDSHAKE_TIMEOUT_S * QB_TIME_NS_IN_SEC, c,
+			      handshake_timeout, &c->hs_timer) == 0)
+		c->hs_timer_armed = true;
+	connlog(c, LOG_INFO, "connection accepted");
+	conn_update_events(c);
+}
+
+static int32_t listen_event(int32_t fd, int32_t revents, void *data)
+{
+	struct server *s = data;
+	for (int i = 0; i < 64; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				vlog(s, LOG_ERR, "accept failed: %s", strerror(errno));
+			break;
+		}
+		conn_new(s, cfd);
+	}
+	return 0;
+}
+
+/* ---- listening ------------------------------------------------------------- */
+
+int server_listen(struct server *s, const char *hostport, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *ai = NULL;
+	int fd = -1, r, one = 1;
+
+	if (!colon || colon == hostport || !colon[1] || (size_t)(colon - hostport) >= sizeof(host)) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT", hostport);
+		return -EINVAL;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	r = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", hostport, gai_strerror(r));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create a socket for %s: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(errno));
+		goto fail;
+	}
+	r = qb_loop_poll_add(s->loop, QB_LOOP_HIGH, fd, POLLIN, s, listen_event);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot watch the socket of %s: %s", hostport, strerror(-r));
+		goto fail;
+	}
+	freeaddrinfo(ai);
+	s->listen_fd = fd;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return r;
+}
+
+void server_shutdown(struct server *s)
+{
+	if (s->listen_fd >= 0) {
+		qb_loop_poll_del(s->loop, s->listen_fd);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	while (s->conns)
+		conn_close(s->conns, LOG_INFO, "the coordinator is stopping");
+	caches_free(s);
+}

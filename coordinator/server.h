@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The coordinator's network side: the listening socket, the connections
+ * (handshake, then requests), the reply cache, all in one libqb loop. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <qb/qbloop.h>
+#include <qb/qblog.h>
+
+#include "wire-auth.h"
+#include "wire-conn.h"
+#include "wire.h"
+
+struct csv_fs;
+struct csv_volume;
+struct reply_cache;
+
+/* Seconds a client has to finish the handshake. */
+#define SERVER_HANDSHAKE_TIMEOUT_S 10
+/* Replies remembered per client node. */
+#define SERVER_REPLY_CACHE_SIZE 1024
+
+struct conn {
+	struct server *s;
+	struct csv_wire_conn *wc;
+	struct csv_wire_auth *auth;   /* until the handshake is done */
+	qb_loop_timer_handle hs_timer;
+	bool hs_timer_armed;
+	bool authed;
+	uint32_t node;                /* the client's node id, once authed */
+	short events;                 /* what the loop polls for */
+	bool dead;                    /* to be closed: reason says why */
+	char reason[256];
+	struct conn *prev, *next;
+};
+
+struct server {
+	qb_loop_t *loop;
+	struct csv_volume *v;
+	struct csv_fs *fs;
+	struct csv_wire_key key;
+	uint32_t node_id;
+	uint64_t epoch;
+	char volname[128];            /* "label (uuid)" or "uuid", for log lines */
+	struct csv_wire_welcome welcome;
+	uint64_t root_ino;
+	int listen_fd;
+	struct conn *conns;
+	struct reply_cache *caches;
+	uint64_t requests;
+};
+
+/* Log lines name the volume and, where there is one, the peer. */
+#define vlog(s, prio, fmt, ...) qb_log(prio, "volume %s: " fmt, (s)->volname, ##__VA_ARGS__)
+#define connlog(c, prio, fmt, ...) \
+	qb_log(prio, "volume %s: %s: " fmt, (c)->s->volname, csv_wire_conn_peer((c)->wc), ##__VA_ARGS__)
+
+/* Binds and listens on "HOST:PORT" and adds the socket to the loop; err
+ * names the problem (address in use, bad address). */
+int server_listen(struct server *s, const char *hostport, char *err, size_t errlen);
+/* Closes every connection and the listening socket; frees the caches. */
+void server_shutdown(struct server *s);
+
+/* Queues a frame on a connection (taking it over), flushes and updates
+ * what the loop polls for. On failure the connection is closed. */
+int server_send(struct conn *c, struct csv_wire_frame *f);
