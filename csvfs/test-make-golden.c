@@ -24,12 +24,12 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = tvol_populate(bd);
 	if (r < 0) {
-		fprintf(stderr, "make-golden: cannot build the volume: %s\n", strerror(-r));
+		fprintf(stderr, "test-make-golden: cannot build the volume: %s\n", strerror(-r));
 		return 1;
 	}
 	_cleanup_close_ int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, blockdev_mem_data(bd), GOLDEN_SIZE) != GOLDEN_SIZE) {
-		fprintf(stderr, "make-golden: cannot write %s: %s\n", argv[1], strerror(errno));
+		fprintf(stderr, "test-make-golden: cannot write %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
 	blockdev_close(bd);
