@@ -280,6 +280,33 @@ START_TEST(test_journaled_ops_survive_without_checkpoint)
 }
 END_TEST
 
+/* The power cut after a journaled run: closes everything, lets a random
+ * part of the unflushed writes reach the disk, replays the journal as a
+ * restarted coordinator does, requires fsck to find the volume clean, and
+ * reopens it read-only for the caller to compare with its model. */
+static void power_cut_and_replay(struct csv_blockdev *bd, struct csv_volume **v, struct csv_journal **j,
+				 struct csv_fs **fs, unsigned crash_seed, unsigned seed, unsigned round)
+{
+	char err[256];
+	fs_close(*fs);
+	journal_close(*j);
+	volume_close(*v);
+	blockdev_mem_crash_random(bd, crash_seed);
+	blockdev_mem_fail_after(bd, -1);
+
+	ck_assert_int_eq(volume_open_bdev(bd, v, err, sizeof(err)), 0);
+	ck_assert_int_eq(journal_open(*v, j), 0);
+	if (journal_needs_replay(*j))
+		ck_assert_int_eq(journal_replay(*j, NULL, NULL), 0);
+	journal_close(*j);
+	*j = NULL;
+	volume_close(*v);
+	ck_assert_msg(fsck_status(bd) == FSCK_OK, "seed %u round %u: not clean after replay", seed, round);
+
+	ck_assert_int_eq(volume_open_bdev(bd, v, err, sizeof(err)), 0);
+	ck_assert_int_eq(fs_open(*v, true, fs, err, sizeof(err)), 0);
+}
+
 /* What the test expects of one name after the operations acknowledged. */
 struct model_file {
 	char name[16];
@@ -349,23 +376,7 @@ START_TEST(test_journaled_power_cut)
 			}
 			m->uncertain = false;
 		}
-		/* The power cut: some unflushed writes reach the disk, some not. */
-		fs_close(fs);
-		journal_close(j);
-		volume_close(v);
-		blockdev_mem_crash_random(bd, seed + round);
-		blockdev_mem_fail_after(bd, -1);
-
-		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
-		ck_assert_int_eq(journal_open(v, &j), 0);
-		if (journal_needs_replay(j))
-			ck_assert_int_eq(journal_replay(j, NULL, NULL), 0);
-		journal_close(j);
-		volume_close(v);
-		ck_assert_msg(fsck_status(bd) == FSCK_OK, "seed %u round %u: not clean after replay", seed, round);
-
-		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
-		ck_assert_int_eq(fs_open(v, true, &fs, err, sizeof(err)), 0);
+		power_cut_and_replay(bd, &v, &j, &fs, seed + round, seed, round);
 		for (unsigned i = 0; i < ARRAY_SIZE(files); i++) {
 			struct model_file *m = &files[i];
 			uint64_t ref;
@@ -1434,23 +1445,7 @@ START_TEST(test_journaled_power_cut_mixed)
 			}
 			m->uncertain = false;
 		}
-		/* The power cut. */
-		fs_close(fs);
-		journal_close(j);
-		volume_close(v);
-		blockdev_mem_crash_random(bd, seed + round);
-		blockdev_mem_fail_after(bd, -1);
-
-		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
-		ck_assert_int_eq(journal_open(v, &j), 0);
-		if (journal_needs_replay(j))
-			ck_assert_int_eq(journal_replay(j, NULL, NULL), 0);
-		journal_close(j);
-		volume_close(v);
-		ck_assert_msg(fsck_status(bd) == FSCK_OK, "seed %u round %u: not clean after replay", seed0, round);
-
-		ck_assert_int_eq(volume_open_bdev(bd, &v, err, sizeof(err)), 0);
-		ck_assert_int_eq(fs_open(v, true, &fs, err, sizeof(err)), 0);
+		power_cut_and_replay(bd, &v, &j, &fs, seed + round, seed0, round);
 		for (unsigned i = 0; i < ARRAY_SIZE(files); i++) {
 			struct model_mixed *m = &files[i];
 			uint64_t ref;
