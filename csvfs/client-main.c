@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* csvfs: the FUSE client of a csvfs cluster volume.
+ *   csvfs LUN MOUNTPOINT -o coordinator=HOST:PORT,keyfile=FILE[,node=N] [-f] [-d] */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockdev.h"
+#include "client-conn.h"
+#include "client-ops.h"
+#include "config.h"
+#include "volume.h"
+
+struct options {
+	char *coordinator;
+	char *keyfile;
+	unsigned node;
+	char *lun;
+	int nonopts;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("coordinator=%s", coordinator),
+	OPT("keyfile=%s", keyfile),
+	OPT("node=%u", node),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	if (key == FUSE_OPT_KEY_NONOPT && o->nonopts++ == 0) {
+		o->lun = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("Usage: %s LUN MOUNTPOINT -o coordinator=HOST:PORT,keyfile=FILE[,node=N] [options]\n"
+	       "\n"
+	       "Mounts the csvfs volume on LUN, served by csv-coordinatord at HOST:PORT.\n"
+	       "\n"
+	       "csvfs options:\n"
+	       "    -o coordinator=HOST:PORT  the coordinator of the volume\n"
+	       "    -o keyfile=FILE           the cluster key file (mode 0600)\n"
+	       "    -o node=N                 this node's id (default 1)\n"
+	       "\n",
+	       prog);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .node = 1 };
+	struct fuse_cmdline_opts co = { 0 };
+	struct csvfs_client cl = { 0 };
+	struct client_conn_params cp = { 0 };
+	struct csv_wire_welcome w;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *lc = NULL;
+	char err[512];
+	int ret = 1, r;
+
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
+		return 1;
+	if (fuse_parse_cmdline(&args, &co) != 0)
+		return 1;
+	if (co.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (co.show_version) {
+		printf("csvfs %s\n", PACKAGE_VERSION);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out;
+	}
+	if (!o.lun || !co.mountpoint) {
+		fprintf(stderr, "csvfs: a LUN and a mount point are needed (see --help)\n");
+		goto out;
+	}
+	if (!o.coordinator || !o.keyfile) {
+		fprintf(stderr, "csvfs: -o coordinator=HOST:PORT and -o keyfile=FILE are needed\n");
+		goto out;
+	}
+	if (o.node == 0) {
+		fprintf(stderr, "csvfs: node must not be 0\n");
+		goto out;
+	}
+	char *colon = strrchr(o.coordinator, ':');
+	if (!colon || colon == o.coordinator || !colon[1]) {
+		fprintf(stderr, "csvfs: coordinator=%s: expected HOST:PORT\n", o.coordinator);
+		goto out;
+	}
+	*colon = '\0';
+	cp.host = o.coordinator;
+	if (cp.host[0] == '[' && colon[-1] == ']') {
+		colon[-1] = '\0';
+		cp.host++;
+	}
+	cp.port = colon + 1;
+	cp.keyfile = o.keyfile;
+	cp.node_id = o.node;
+
+	/* The volume's identity, from its header. */
+	struct csv_volume *v;
+	r = volume_open(o.lun, CSV_BDEV_RDONLY, &v, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "csvfs: %s\n", err);
+		goto out;
+	}
+	memcpy(cp.volume_uuid, v->g.uuid, sizeof(cp.volume_uuid));
+	volume_close(v);
+
+	r = blockdev_open(o.lun, 0, &cl.bd);
+	if (r < 0) {
+		fprintf(stderr, "csvfs: cannot open %s: %s\n", o.lun, strerror(-r));
+		goto out;
+	}
+	r = client_conn_open(&cp, &cl.cc, &w, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "csvfs: %s\n", err);
+		goto out;
+	}
+	cl.root_ino = w.root_ino;
+	cl.cluster_size = w.cluster_size;
+	cl.name_max = w.name_max;
+	cl.rdonly = w.flags & CSV_WIRE_VOL_RDONLY;
+	if (w.flags & CSV_WIRE_VOL_REDIRECTED) {
+		fprintf(stderr, "csvfs: the volume is in redirected mode, which this client does not support yet\n");
+		goto out;
+	}
+
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=csvfs");
+	if (cl.rdonly)
+		fuse_opt_add_arg(&args, "-oro");
+	se = fuse_session_new(&args, &csvfs_ops, sizeof(csvfs_ops), &cl);
+	if (!se)
+		goto out;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, co.mountpoint) != 0)
+		goto out_signals;
+	fuse_daemonize(co.foreground);
+	/* Threads after the fork of fuse_daemonize(). */
+	r = client_conn_start(cl.cc, se);
+	if (r < 0) {
+		fprintf(stderr, "csvfs: cannot start the connection threads: %s\n", strerror(-r));
+		goto out_unmount;
+	}
+	if (co.singlethread) {
+		ret = fuse_session_loop(se) ? 1 : 0;
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_unmount;
+		fuse_loop_cfg_set_clone_fd(lc, co.clone_fd);
+		if (co.max_threads > 0 && co.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(lc, co.max_threads);
+		/* UINT_MAX: not given, keep libfuse's default. */
+		if (co.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
+		ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	}
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out:
+	if (se)
+		fuse_session_destroy(se);
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	client_conn_close(cl.cc);
+	if (cl.bd)
+		blockdev_close(cl.bd);
+	free(co.mountpoint);
+	free(o.coordinator);
+	free(o.keyfile);
+	free(o.lun);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,155 @@
+#!/bin/bash
+# Two csvfs mounts (nodes 1 and 2) of one volume served by csv-coordinatord:
+# what one node does, the other sees at once; data written through one
+# reads back byte-exact through the other. Then unmount, SIGTERM, fsck.
+# Binaries come from meson in CSVFS, MKFS, FSCK and COORD.
+set -u
+: "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}"
+
+if [ ! -c /dev/fuse ]; then echo "SKIP: no /dev/fuse"; exit 77; fi
+command -v fusermount3 >/dev/null || { echo "SKIP: no fusermount3"; exit 77; }
+
+work=$(mktemp -d /tmp/csvfs-client.XXXXXX)
+A="$work/a"
+B="$work/b"
+mkdir -p "$A" "$B"
+pid= pa= pb=
+cleanup() {
+	for m in "$A" "$B"; do
+		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
+	done
+	for p in $pa $pb; do
+		if kill -0 "$p" 2>/dev/null; then kill -9 "$p"; wait "$p" 2>/dev/null; fi
+	done
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; wait "$pid" 2>/dev/null; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+uuid=89abcdef-0123-4567-89ab-cdef01234567
+img="$work/lun.img"
+key="$work/key"
+log="$work/coord.log"
+"$MKFS" -s 256M -L clienttest -U "$uuid" "$img" >/dev/null || { echo "mkfs failed"; exit 1; }
+head -c 64 /dev/urandom >"$key"
+chmod 600 "$key"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+"$COORD" --lun "$img" --listen "127.0.0.1:$port" --keyfile "$key" --node-id 1 --foreground >>"$log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+	grep -q "serving on" "$log" 2>/dev/null && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "serving on" "$log" || { echo "the daemon did not start:"; tail -20 "$log"; exit 1; }
+
+"$CSVFS" --help | grep -q "coordinator=HOST:PORT" && pass "--help" || fail "--help"
+"$CSVFS" --version | grep -q "csvfs 0\." && pass "--version" || fail "--version"
+
+# mount DIR NODE: starts a client in the foreground, in the background
+# (its pid in $mpid), and waits until the mount is there.
+mount_one() {
+	local dir=$1 node=$2
+	"$CSVFS" "$img" "$dir" -f -o "coordinator=127.0.0.1:$port,keyfile=$key,node=$node" \
+		>"$work/client$node.log" 2>&1 &
+	mpid=$!
+	for _ in $(seq 100); do
+		mountpoint -q "$dir" && return 0
+		kill -0 "$mpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "csvfs node $node did not mount:"; sed 's/^/    /' "$work/client$node.log"
+	return 1
+}
+mount_one "$A" 1 || exit 1
+pa=$mpid
+mount_one "$B" 2 || exit 1
+pb=$mpid
+pass "two mounts"
+
+# Namespace.
+mkdir "$A/dir" && pass "mkdir on A" || fail "mkdir on A"
+check "the directory is seen on B" test -d "$B/dir"
+echo "hello from A" >"$A/dir/hello"
+check "echo on A, cat on B" test "$(cat "$B/dir/hello" 2>&1)" = "hello from A"
+echo "more" >>"$B/dir/hello"
+check "append on B, cat on A" test "$(cat "$A/dir/hello" 2>&1)" = "$(printf 'hello from A\nmore')"
+check "ls on B lists the file" test "$(ls "$B/dir")" = "hello"
+
+# Data: 1 MiB and 5 MiB of random bytes, 64 KiB at a time.
+head -c 1M /dev/urandom >"$work/r1"
+head -c 5M /dev/urandom >"$work/r5"
+dd if="$work/r1" of="$A/dir/one" bs=64k status=none && pass "dd 1 MiB on A" || fail "dd 1 MiB on A"
+dd if="$work/r5" of="$A/dir/five" bs=64k status=none && pass "dd 5 MiB on A" || fail "dd 5 MiB on A"
+check "1 MiB reads back byte-exact on B" cmp "$work/r1" "$B/dir/one"
+check "5 MiB reads back byte-exact on B" cmp "$work/r5" "$B/dir/five"
+check "and on A" cmp "$work/r5" "$A/dir/five"
+check "stat size on B is 5 MiB" test "$(stat -c %s "$B/dir/five")" = 5242880
+# An overwrite in the middle, not cluster-aligned.
+printf 'XYZ' | dd of="$B/dir/one" bs=1 seek=100001 conv=notrunc status=none
+printf 'XYZ' | dd of="$work/r1" bs=1 seek=100001 conv=notrunc status=none
+check "overwrite of 3 bytes on B seen on A" cmp "$work/r1" "$A/dir/one"
+
+# Rename, remove, links.
+mv "$B/dir/hello" "$B/dir/renamed"
+check "rename on B: new name seen on A" test -f "$A/dir/renamed"
+check "rename on B: old name gone on A" test ! -e "$A/dir/hello"
+rm "$A/dir/renamed"
+check "rm on A: gone on B" test ! -e "$B/dir/renamed"
+ln -s ../dir/one "$A/dir/sym"
+check "ln -s on A, readlink on B" test "$(readlink "$B/dir/sym")" = "../dir/one"
+check "the symlink resolves on B" cmp "$work/r1" "$B/dir/sym"
+ln "$A/dir/one" "$A/dir/hard"
+check "hard link seen on B with 2 links" test "$(stat -c %h "$B/dir/hard")" = 2
+
+# Truncate.
+truncate -s 1000 "$A/dir/five"
+check "truncate on A: size 1000 on B" test "$(stat -c %s "$B/dir/five")" = 1000
+check "truncate keeps the first bytes" cmp -n 1000 "$work/r5" "$B/dir/five"
+truncate -s 70000 "$B/dir/five"
+check "extend on B: size 70000 on A" test "$(stat -c %s "$A/dir/five")" = 70000
+check "the extension reads as zeros" cmp -s <(tail -c 69000 "$A/dir/five") <(head -c 69000 /dev/zero)
+
+# Extended attributes (python3: setfattr may be missing).
+xattr() { python3 -c "$1" "${@:2}" 2>&1; }
+xattr 'import os,sys; os.setxattr(sys.argv[1], "user.color", b"blue")' "$A/dir/one"
+check "setxattr on A, getxattr on B" test "$(xattr 'import os,sys; print(os.getxattr(sys.argv[1], "user.color").decode())' "$B/dir/one")" = blue
+check "listxattr on B" test "$(xattr 'import os,sys; print(",".join(os.listxattr(sys.argv[1])))' "$B/dir/one")" = user.color
+xattr 'import os,sys; os.removexattr(sys.argv[1], "user.color")' "$B/dir/one"
+check "removexattr on B, gone on A" test "$(xattr 'import os,sys; print(os.listxattr(sys.argv[1]))' "$A/dir/one")" = "[]"
+chmod 600 "$A/dir/one"
+check "chmod on A, mode on B" test "$(stat -c %a "$B/dir/one")" = 600
+check "df sees the volume" df "$A" >/dev/null
+
+rm -f "$A/dir/one" "$A/dir/hard" "$A/dir/five" "$A/dir/sym"
+rmdir "$B/dir" && pass "rmdir on B" || fail "rmdir on B"
+check "rmdir on B: gone on A" test ! -e "$A/dir"
+
+# Unmount, stop, check.
+fusermount3 -u "$A" && pass "unmount A" || fail "unmount A"
+fusermount3 -u "$B" && pass "unmount B" || fail "unmount B"
+for n in 1 2; do
+	if [ "$n" = 1 ]; then p=$pa; else p=$pb; fi
+	wait "$p"; rc=$?
+	[ "$rc" -eq 0 ] && pass "client $n exited 0 after unmount" || fail "client $n: exit $rc"
+	if grep -qE "AddressSanitizer|runtime error|LeakSanitizer" "$work/client$n.log"; then
+		fail "client $n: sanitizer report"; head -40 "$work/client$n.log"
+	fi
+done
+pa= pb=
+kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
+[ "$rc" -eq 0 ] && pass "SIGTERM: exit 0" || { fail "SIGTERM: exit $rc"; tail -5 "$log"; }
+if "$FSCK" -n "$img" >"$work/fsck.out" 2>&1; then pass "fsck -n finds the volume clean"; else
+	fail "fsck -n: exit $?"; sed 's/^/    /' "$work/fsck.out" | head -20; fi
+
+for n in 1 2; do
+	if [ -s "$work/client$n.log" ]; then echo "--- client $n log"; tail -20 "$work/client$n.log"; fi
+done
+echo "--- daemon log (last lines)"; tail -10 "$log"
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
