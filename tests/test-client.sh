@@ -25,9 +25,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
 uuid=89abcdef-0123-4567-89ab-cdef01234567
@@ -35,9 +33,8 @@ img="$work/lun.img"
 key="$work/key"
 log="$work/coord.log"
 "$MKFS" -s 256M -L clienttest -U "$uuid" "$img" >/dev/null || { echo "mkfs failed"; exit 1; }
-head -c 64 /dev/urandom >"$key"
-chmod 600 "$key"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+make_key "$key"
+port=$(free_port)
 
 "$COORD" --lun "$img" --listen "127.0.0.1:$port" --keyfile "$key" --node-id 1 --foreground >>"$log" 2>&1 &
 pid=$!

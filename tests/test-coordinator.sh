@@ -13,21 +13,15 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 uuid=01234567-89ab-cdef-0123-456789abcdef
 img="$work/lun.img"
 key="$work/key"
 log="$work/coord.log"
 "$MKFS" -s 64M -L coordtest -U "$uuid" "$img" >/dev/null || { echo "mkfs failed"; exit 1; }
-head -c 64 /dev/urandom >"$key"
-chmod 600 "$key"
+make_key "$key"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 port=$(free_port)
 
 # start: runs the daemon in the background and waits until it listens.

@@ -7,11 +7,8 @@ set -u
 
 work=$(mktemp -d /tmp/csvfs-tools.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-failures=0
+. "$(dirname "$0")/lib.sh"
 out="$work/out"
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
 
 # expect STATUS DESCRIPTION -- COMMAND...: runs COMMAND, output in $out.
 expect() {
