@@ -851,6 +851,24 @@ void btree_root_init(void *root, uint32_t root_size)
 	memset(root, 0, root_size);  /* level 0, no entries, no next leaf */
 }
 
+/* Starts an operation on t and finds name's entry in the leaf it descends
+ * to (*ret_pos); -ENOENT when there is none. End it with op_finish()
+ * whatever this returns. */
+static int op_find(struct bt_op *op, struct csv_btree *t, const void *name, size_t len, unsigned *ret_pos)
+{
+	int r = op_init(op, t);
+	if (r == 0)
+		r = op_descend(op, name, len);
+	if (r < 0)
+		return r;
+	const struct bt_seq *s = &op->path[op->depth]->s;
+	unsigned pos = leaf_find(s, name, len, false);
+	if (pos >= s->count || ent_cmp(seq_at(s, pos), name, len) != 0)
+		return -ENOENT;
+	*ret_pos = pos;
+	return 0;
+}
+
 int btree_lookup(struct csv_btree *t, const void *name, size_t len, uint64_t *ret_ref,
 		 uint8_t *ret_type)
 {
@@ -858,20 +876,14 @@ int btree_lookup(struct csv_btree *t, const void *name, size_t len, uint64_t *re
 	int r = check_name(name, len);
 	if (r < 0)
 		return r;
-	if ((r = op_init(&op, t)) < 0)
-		return r;
-	r = op_descend(&op, name, len);
-	if (r >= 0) {
-		const struct bt_seq *s = &op.path[op.depth]->s;
-		unsigned pos = leaf_find(s, name, len, false);
-		if (pos < s->count && ent_cmp(seq_at(s, pos), name, len) == 0) {
-			if (ret_ref)
-				*ret_ref = ent_ref(seq_at(s, pos));
-			if (ret_type)
-				*ret_type = seq_at(s, pos)[9];
-		} else {
-			r = -ENOENT;
-		}
+	unsigned pos;
+	r = op_find(&op, t, name, len, &pos);
+	if (r == 0) {
+		const uint8_t *e = seq_at(&op.path[op.depth]->s, pos);
+		if (ret_ref)
+			*ret_ref = ent_ref(e);
+		if (ret_type)
+			*ret_type = e[9];
 	}
 	op_finish(&op, r);
 	return r;
@@ -917,16 +929,10 @@ int btree_replace(struct csv_btree *t, const void *name, size_t len, uint64_t re
 	int r = check_name(name, len);
 	if (r < 0)
 		return r;
-	if ((r = op_init(&op, t)) < 0)
-		return r;
-	if ((r = op_descend(&op, name, len)) < 0)
+	unsigned pos;
+	if ((r = op_find(&op, t, name, len, &pos)) < 0)
 		goto out;
 	struct bt_node *leaf = op.path[op.depth];
-	unsigned pos = leaf_find(&leaf->s, name, len, false);
-	if (pos >= leaf->s.count || ent_cmp(seq_at(&leaf->s, pos), name, len) != 0) {
-		r = -ENOENT;
-		goto out;
-	}
 	uint8_t *e = seq_at(&leaf->s, pos);
 	uint64_t old = ent_ref(e);
 	ent_set_ref(e, ref);
@@ -948,16 +954,10 @@ int btree_delete(struct csv_btree *t, const void *name, size_t len, uint64_t *re
 	int r = check_name(name, len);
 	if (r < 0)
 		return r;
-	if ((r = op_init(&op, t)) < 0)
-		return r;
-	if ((r = op_descend(&op, name, len)) < 0)
+	unsigned pos;
+	if ((r = op_find(&op, t, name, len, &pos)) < 0)
 		goto out;
 	struct bt_node *leaf = op.path[op.depth];
-	unsigned pos = leaf_find(&leaf->s, name, len, false);
-	if (pos >= leaf->s.count || ent_cmp(seq_at(&leaf->s, pos), name, len) != 0) {
-		r = -ENOENT;
-		goto out;
-	}
 	uint64_t old = ent_ref(seq_at(&leaf->s, pos));
 	if ((r = seq_remove(&leaf->s, pos)) < 0)
 		goto out;
