@@ -275,23 +275,14 @@ static struct csv_btree dir_tree(struct fsck *f, uint64_t recno)
 
 static void check_headers(struct fsck *f)
 {
-	void *hdr = f->buf;
 	if (f->v->primary_header_bad) {
 		problem(f, "Volume header (block 0) is damaged; the backup header is valid.");
-		int r = 0;
-		if (f->o->repair) {
-			header_encode(f->g, 0, hdr);
-			r = volume_write_raw(f->v, 0, 1, hdr);
-		}
+		int r = f->o->repair ? volume_write_header(f->v, 0) : 0;
 		outcome(f, r, "Restored from the backup");
 	}
 	if (f->v->backup_header_bad) {
 		problem(f, "Backup volume header (block %" PRIu64 ") is damaged or differs.", f->g->backup_header_block);
-		int r = 0;
-		if (f->o->repair) {
-			header_encode(f->g, f->g->backup_header_block, hdr);
-			r = volume_write_raw(f->v, f->g->backup_header_block, 1, hdr);
-		}
+		int r = f->o->repair ? volume_write_header(f->v, f->g->backup_header_block) : 0;
 		outcome(f, r, "Rewritten from the primary");
 	}
 }
@@ -1365,13 +1356,8 @@ static int stamp_headers(struct fsck *f)
 {
 	f->g->check_time_ns = realtime_ns();
 	f->g->state = f->unfixed ? CSV_STATE_ERRORS : CSV_STATE_CLEAN;
-	header_encode(f->g, f->g->backup_header_block, f->buf);
-	int r = volume_write_raw(f->v, f->g->backup_header_block, 1, f->buf);
-	if (r == 0) {
-		header_encode(f->g, 0, f->buf);
-		r = volume_write_raw(f->v, 0, 1, f->buf);
-	}
-	return r;
+	int r = volume_write_header(f->v, f->g->backup_header_block);
+	return r == 0 ? volume_write_header(f->v, 0) : r;
 }
 
 static void summary(struct fsck *f)

@@ -109,12 +109,12 @@ int volume_format(struct csv_blockdev *bd, const struct mkfs_options *o,
 	struct csv_bitmap cmap = { 0 }, rmap = { 0 };
 	struct csv_nodeio_vol nv;
 	_cleanup_free_ uint8_t *recs = NULL;
-	_cleanup_free_ void *hdr = calloc(1, CSV_BLOCK_SIZE);
+	_cleanup_free_ void *zero = calloc(1, CSV_BLOCK_SIZE);
 	uint32_t cs = o->cluster_size ? o->cluster_size : CSV_DEFAULT_CLUSTER_SIZE;
 	uint32_t nodes = o->max_nodes ? o->max_nodes : CSV_DEFAULT_MAX_NODES;
 	int r;
 
-	if (!hdr)
+	if (!zero)
 		return -ENOMEM;
 	r = geometry_layout(blockdev_size(bd), cs, nodes, o->alignment, o->journal_bytes, &g);
 	if (r == -ENOSPC) {
@@ -149,11 +149,11 @@ int volume_format(struct csv_blockdev *bd, const struct mkfs_options *o,
 	 * leaves no header that describes a half-written volume: the primary
 	 * header and every place an older volume of any cluster size kept its
 	 * backup. */
-	r = blockdev_pwrite(bd, hdr, CSV_BLOCK_SIZE, 0);
+	r = blockdev_pwrite(bd, zero, CSV_BLOCK_SIZE, 0);
 	for (uint32_t c = CSV_MIN_CLUSTER_SIZE; c <= CSV_MAX_CLUSTER_SIZE && r == 0; c *= 2) {
 		uint64_t last = (blockdev_size(bd) / c) * (c / CSV_BLOCK_SIZE);
 		if (last > 0)
-			r = blockdev_pwrite(bd, hdr, CSV_BLOCK_SIZE, (last - 1) * CSV_BLOCK_SIZE);
+			r = blockdev_pwrite(bd, zero, CSV_BLOCK_SIZE, (last - 1) * CSV_BLOCK_SIZE);
 	}
 	if (r == 0)
 		r = blockdev_flush(bd);
@@ -214,12 +214,9 @@ int volume_format(struct csv_blockdev *bd, const struct mkfs_options *o,
 		goto io_error;
 
 	/* The headers last: the volume exists once they are on disk. */
-	header_encode(&g, g.backup_header_block, hdr);
-	r = volume_write_raw(&vol, g.backup_header_block, 1, hdr);
-	if (r == 0) {
-		header_encode(&g, 0, hdr);
-		r = volume_write_raw(&vol, 0, 1, hdr);
-	}
+	r = volume_write_header(&vol, g.backup_header_block);
+	if (r == 0)
+		r = volume_write_header(&vol, 0);
 	if (r == 0)
 		r = blockdev_flush(bd);
 	if (r < 0)

@@ -240,6 +240,15 @@ int header_decode(const void *buf, uint64_t blocknr, uint64_t dev_size,
 	return 0;
 }
 
+int volume_write_header(struct csv_volume *v, uint64_t blocknr)
+{
+	_cleanup_free_ void *buf = malloc(CSV_BLOCK_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	header_encode(&v->g, blocknr, buf);
+	return volume_write_raw(v, blocknr, 1, buf);
+}
+
 int volume_read_raw(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks, void *buf)
 {
 	if (blocknr >= v->g.total_blocks || nblocks > v->g.total_blocks - blocknr)

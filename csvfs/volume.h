@@ -78,6 +78,10 @@ int volume_open_bdev(struct csv_blockdev *bd, struct csv_volume **ret, char *err
 int volume_open(const char *spec, unsigned bdev_flags, struct csv_volume **ret, char *err, size_t errlen);
 void volume_close(struct csv_volume *v);
 
+/* Writes v's geometry as a header at blocknr (0, or the backup's block),
+ * straight to the LUN. */
+int volume_write_header(struct csv_volume *v, uint64_t blocknr);
+
 /* Reads nblocks blocks at blocknr and verifies the header (magic,
  * blocknr, uuid, crc) over the whole length. */
 int volume_read_meta(struct csv_volume *v, uint64_t blocknr, uint32_t nblocks,
