@@ -45,3 +45,9 @@ void callbacks_inval_inode(struct server *s, struct conn *origin, uint64_t ino)
 	struct csv_wire_inval_inode m = { .ino = ino, .offset = -1, .length = 0 };
 	broadcast(s, origin, "INVAL_INODE", enc_inode, &m);
 }
+
+void callbacks_inval_data(struct server *s, struct conn *origin, uint64_t ino)
+{
+	struct csv_wire_inval_inode m = { .ino = ino, .offset = 0, .length = 0 };
+	broadcast(s, origin, "INVAL_INODE", enc_inode, &m);
+}

@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include "format.h"
 #include "fs.h"
+#include "inodes.h"
 #include "mft.h"
 #include "record.h"
 #include "util.h"
@@ -160,6 +161,14 @@ static int do_link(struct conn *c, const struct csv_wire_msghdr *h, const struct
 	return reply_attr(c, h, m->ino, f);
 }
 
+/* After a file open somewhere lost a link: if that was its last, it is
+ * freed at its last close. */
+static void mark_if_orphan(struct conn *c, uint64_t ref)
+{
+	if (load(c, ref, recbuf) == 0 && le32_to_cpu(((const struct csv_d_record *)recbuf)->nlink) == 0)
+		inodes_set_orphan(c->s, ref);
+}
+
 /* UNLINK (dir false) and RMDIR (dir true). */
 static int do_remove(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_entry_req *m,
 		     bool dir, struct csv_wire_frame *f)
@@ -176,10 +185,16 @@ static int do_remove(struct conn *c, const struct csv_wire_msghdr *h, const stru
 		r = -ENOTDIR;
 	if (r == 0 && !dir && S_ISDIR(rec_mode(recbuf)))
 		r = -EISDIR;
+	/* A file open on some node loses its name but lives on until its
+	 * last close. */
+	bool open = r == 0 && !dir && inodes_is_open(c->s, ref);
 	if (r == 0)
-		r = fs_unlink(c->s->fs, CSV_REF_RECNO(m->parent), m->name.s);
+		r = open ? fs_unlink_open(c->s->fs, CSV_REF_RECNO(m->parent), m->name.s)
+			 : fs_unlink(c->s->fs, CSV_REF_RECNO(m->parent), m->name.s);
 	if (r < 0)
 		log_engine_error(c, h, r);
+	if (r == 0 && open)
+		mark_if_orphan(c, ref);
 	if (r == 0) {
 		callbacks_inval_entry(c->s, c, m->parent, m->name.s);
 		callbacks_inval_inode(c->s, c, m->parent);
@@ -261,14 +276,21 @@ static int do_readdir(struct conn *c, const struct csv_wire_msghdr *h, const str
 }
 
 static int do_open(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_open *m,
-		   struct csv_wire_frame *f)
+		   const void *frame, size_t len, struct csv_wire_frame *f)
 {
 	int r = load(c, m->ino, recbuf);
 	if (r == 0 && S_ISDIR(rec_mode(recbuf)) && (m->flags & CSV_WIRE_OPEN_WRITE))
 		r = -EISDIR;
-	/* O_TRUNC of a regular file that is not empty; other kinds ignore it. */
-	if (r == 0 && (m->flags & CSV_WIRE_OPEN_TRUNC) && S_ISREG(rec_mode(recbuf)) &&
-	    le64_to_cpu(((struct csv_d_record *)recbuf)->size)) {
+	/* O_TRUNC of a regular file that is not empty; other kinds ignore it.
+	 * Its clusters are freed: the other nodes' layouts are recalled first. */
+	bool trunc = r == 0 && (m->flags & CSV_WIRE_OPEN_TRUNC) && S_ISREG(rec_mode(recbuf)) &&
+		     le64_to_cpu(((struct csv_d_record *)recbuf)->size);
+	if (trunc) {
+		r = inodes_recall(c->s, c, m->ino, frame, len);
+		if (r == DISPATCH_PARKED)
+			return r;
+	}
+	if (trunc && r == 0) {
 		struct fs_attr in = { .size = 0 };
 		r = fs_setattr(c->s->fs, CSV_REF_RECNO(m->ino), FS_SET_SIZE, &in, NULL);
 		if (r < 0)
@@ -276,6 +298,8 @@ static int do_open(struct conn *c, const struct csv_wire_msghdr *h, const struct
 		else
 			callbacks_inval_inode(c->s, c, m->ino);
 	}
+	if (r == 0 && S_ISREG(rec_mode(recbuf)))
+		r = inodes_open(c->s, c, m->ino);
 	if (r < 0)
 		return csv_wire_reply_status_encode(f, h, c->s->epoch, r);
 	return reply_attr(c, h, m->ino, f);
@@ -302,7 +326,7 @@ static int do_statfs(struct conn *c, const struct csv_wire_msghdr *h, struct csv
 /* ---- attributes, renames, space ------------------------------------------------ */
 
 static int do_setattr(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_setattr *m,
-		      struct csv_wire_frame *f)
+		      const void *frame, size_t len, struct csv_wire_frame *f)
 {
 	struct fs_attr in = {
 		.mode = m->mode & 07777,
@@ -340,6 +364,12 @@ static int do_setattr(struct conn *c, const struct csv_wire_msghdr *h, const str
 			in.mtime_ns = now;
 		}
 	}
+	/* A shrink frees clusters: the other nodes' layouts are recalled first. */
+	if (r == 0 && (valid & FS_SET_SIZE) && m->size < le64_to_cpu(((struct csv_d_record *)recbuf)->size)) {
+		r = inodes_recall(c->s, c, m->ino, frame, len);
+		if (r == DISPATCH_PARKED)
+			return r;
+	}
 	if (r == 0)
 		r = fs_setattr(c->s->fs, CSV_REF_RECNO(m->ino), valid, &in, NULL);
 	connlog(c, LOG_DEBUG, "SETATTR %llu valid 0x%x: %s", (unsigned long long)m->ino, m->valid, errname(r));
@@ -372,9 +402,14 @@ static int do_rename(struct conn *c, const struct csv_wire_msghdr *h, const stru
 		r = fs_lookup(c->s->fs, CSV_REF_RECNO(m->parent), m->name.s, &src);
 	if (r == 0 && fs_lookup(c->s->fs, CSV_REF_RECNO(m->newparent), m->newname.s, &dst) < 0)
 		dst = 0;
+	bool dst_open = r == 0 && dst && dst != src && !(flags & FS_RENAME_EXCHANGE) && inodes_is_open(c->s, dst);
+	if (dst_open)
+		flags |= FS_RENAME_TARGET_OPEN;
 	if (r == 0)
 		r = fs_rename(c->s->fs, CSV_REF_RECNO(m->parent), m->name.s, CSV_REF_RECNO(m->newparent),
 			      m->newname.s, flags);
+	if (r == 0 && dst_open)
+		mark_if_orphan(c, dst);
 	connlog(c, LOG_DEBUG, "RENAME %llu/%s to %llu/%s flags 0x%x: %s", (unsigned long long)m->parent,
 		m->name.s, (unsigned long long)m->newparent, m->newname.s, m->flags, errname(r));
 	if (r < 0) {
@@ -413,7 +448,7 @@ static int check_regular(const void *rec)
 }
 
 static int do_fallocate(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_fallocate *m,
-			struct csv_wire_frame *f)
+			const void *frame, size_t len, struct csv_wire_frame *f)
 {
 	unsigned mode = 0;
 	int r = load(c, m->ino, recbuf);
@@ -426,6 +461,13 @@ static int do_fallocate(struct conn *c, const struct csv_wire_msghdr *h, const s
 	/* The engine has no ZERO_RANGE. */
 	if (r == 0 && (m->mode & CSV_WIRE_FALLOC_ZERO_RANGE))
 		r = -EOPNOTSUPP;
+	/* A punched hole frees clusters: the other nodes' layouts are
+	 * recalled first. */
+	if (r == 0 && (mode & FS_FALLOC_PUNCH_HOLE)) {
+		r = inodes_recall(c->s, c, m->ino, frame, len);
+		if (r == DISPATCH_PARKED)
+			return r;
+	}
 	if (r == 0)
 		r = fs_fallocate(c->s->fs, CSV_REF_RECNO(m->ino), mode, m->offset, m->length);
 	connlog(c, LOG_DEBUG, "FALLOCATE %llu mode 0x%x %llu+%llu: %s", (unsigned long long)m->ino, m->mode,
@@ -434,7 +476,7 @@ static int do_fallocate(struct conn *c, const struct csv_wire_msghdr *h, const s
 		log_engine_error(c, h, r);
 		return csv_wire_reply_status_encode(f, h, c->s->epoch, r);
 	}
-	callbacks_inval_inode(c->s, c, m->ino);
+	callbacks_inval_data(c->s, c, m->ino);
 	return reply_attr(c, h, m->ino, f);
 }
 
@@ -445,7 +487,7 @@ static int do_fallocate(struct conn *c, const struct csv_wire_msghdr *h, const s
 #define LAYOUT_EXTENTS_MAX 1024
 
 static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_layout_get *m,
-			 struct csv_wire_frame *f)
+			 const void *frame, size_t len, struct csv_wire_frame *f)
 {
 	struct fs_extent *ext = NULL;
 	struct csv_wire_extent *wext = NULL;
@@ -454,6 +496,14 @@ static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const 
 	int r = load(c, m->ino, recbuf);
 	if (r == 0)
 		r = check_regular(recbuf);
+	/* No new layout while one of this file is being recalled. */
+	if (r == 0) {
+		r = inodes_wait_recall(c->s, c, m->ino, frame, len);
+		if (r == DISPATCH_PARKED)
+			return r;
+	}
+	if (r == 0)
+		r = inodes_layout_granted(c->s, c, m->ino);
 	if (r == 0) {
 		ext = calloc(LAYOUT_EXTENTS_MAX, sizeof(*ext));
 		wext = calloc(LAYOUT_EXTENTS_MAX, sizeof(*wext));
@@ -482,7 +532,7 @@ static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const 
 				.flags = (ext[i].flags & FS_EXTENT_UNWRITTEN) ? CSV_WIRE_EXTENT_UNWRITTEN : 0,
 			};
 		struct csv_wire_layout rep = {
-			/* Layouts are not tracked yet: the record's version names it. */
+			/* The record's version names the layout. */
 			.generation = le64_to_cpu(d->h.lsn),
 			.size = le64_to_cpu(d->size),
 			.valid_data_length = le64_to_cpu(d->valid_data_length),
@@ -491,7 +541,7 @@ static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const 
 		};
 		r = csv_wire_layout_get_reply_encode(f, h->req_id, c->s->epoch, &rep);
 		if (for_write)
-			callbacks_inval_inode(c->s, c, m->ino);
+			callbacks_inval_data(c->s, c, m->ino);
 	}
 	free(ext);
 	free(wext);
@@ -529,7 +579,8 @@ static int do_layout_commit(struct conn *c, const struct csv_wire_msghdr *h,
 		log_engine_error(c, h, r);
 		return csv_wire_reply_status_encode(f, h, c->s->epoch, r);
 	}
-	callbacks_inval_inode(c->s, c, m->ino);
+	/* Other nodes drop their layouts and cached data of the file. */
+	callbacks_inval_data(c->s, c, m->ino);
 	return reply_attr(c, h, m->ino, f);
 }
 
@@ -624,6 +675,7 @@ bool dispatch_type_served(uint16_t type)
 	case CSV_WIRE_RELEASE: case CSV_WIRE_STATFS: case CSV_WIRE_SETXATTR: case CSV_WIRE_GETXATTR:
 	case CSV_WIRE_LISTXATTR: case CSV_WIRE_FSYNC: case CSV_WIRE_SETATTR: case CSV_WIRE_RENAME:
 	case CSV_WIRE_REMOVEXATTR: case CSV_WIRE_FALLOCATE: case CSV_WIRE_LAYOUT_GET: case CSV_WIRE_LAYOUT_COMMIT:
+	case CSV_WIRE_LAYOUT_RETURN:
 		return true;
 	default:
 		return false;
@@ -707,12 +759,15 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 	case CSV_WIRE_OPEN: {
 		struct csv_wire_open m;
 		DECODE(csv_wire_open_decode, m);
-		return do_open(c, h, &m, f);
+		return do_open(c, h, &m, frame, len, f);
 	}
 	case CSV_WIRE_RELEASE: {
 		struct csv_wire_open m;
 		DECODE(csv_wire_release_decode, m);
-		return csv_wire_reply_status_encode(f, h, ep, load(c, m.ino, recbuf));
+		r = load(c, m.ino, recbuf);
+		if (r == 0)
+			inodes_release(c->s, c, m.ino);
+		return csv_wire_reply_status_encode(f, h, ep, r);
 	}
 	case CSV_WIRE_STATFS:
 		r = csv_wire_empty_decode(frame, len, CSV_WIRE_STATFS, CSV_WIRE_F_REQUEST, NULL);
@@ -743,7 +798,7 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 	case CSV_WIRE_SETATTR: {
 		struct csv_wire_setattr m;
 		DECODE(csv_wire_setattr_decode, m);
-		return do_setattr(c, h, &m, f);
+		return do_setattr(c, h, &m, frame, len, f);
 	}
 	case CSV_WIRE_RENAME: {
 		struct csv_wire_rename m;
@@ -758,12 +813,12 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 	case CSV_WIRE_FALLOCATE: {
 		struct csv_wire_fallocate m;
 		DECODE(csv_wire_fallocate_decode, m);
-		return do_fallocate(c, h, &m, f);
+		return do_fallocate(c, h, &m, frame, len, f);
 	}
 	case CSV_WIRE_LAYOUT_GET: {
 		struct csv_wire_layout_get m;
 		DECODE(csv_wire_layout_get_decode, m);
-		return do_layout_get(c, h, &m, f);
+		return do_layout_get(c, h, &m, frame, len, f);
 	}
 	case CSV_WIRE_LAYOUT_COMMIT: {
 		struct csv_wire_layout_commit m = { 0 };
@@ -772,12 +827,13 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 		csv_wire_layout_commit_free(&m);
 		return r;
 	}
-	/* Not served yet: the frame is still checked, then -ENOSYS. */
 	case CSV_WIRE_LAYOUT_RETURN: {
 		struct csv_wire_layout_return m;
 		DECODE(csv_wire_layout_return_decode, m);
-		break;
+		inodes_layout_returned(c->s, c, m.ino);
+		return csv_wire_reply_status_encode(f, h, ep, 0);
 	}
+	/* Not served yet: the frame is still checked, then -ENOSYS. */
 	case CSV_WIRE_DATA_READ: {
 		struct csv_wire_data_read m;
 		DECODE(csv_wire_data_read_decode, m);

@@ -12,6 +12,8 @@
 #include "config.h"
 #include "format.h"
 #include "fs.h"
+#include "clusterarea.h"
+#include "inodes.h"
 #include "journal.h"
 #include "mft.h"
 #include "record.h"
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
 	const char *lun = NULL, *listen_addr = NULL, *keyfile = NULL;
 	unsigned long node_id = 1;
 	bool foreground = false;
-	struct server s = { .listen_fd = -1, .epoch = 1 };
+	struct server s = { .listen_fd = -1 };
 	struct csv_volume *v = NULL;
 	struct csv_journal *j = NULL;
 	struct csv_fs *fs = NULL;
@@ -158,11 +160,28 @@ int main(int argc, char **argv)
 	} else {
 		vlog(&s, LOG_INFO, "journal clean: nothing to replay");
 	}
+	/* One coordinator per epoch: this one takes the next. */
+	r = clusterarea_take_epoch(v, s.node_id, &s.epoch, err, sizeof(err));
+	if (r < 0)
+		die("volume %s: cannot take the coordinator epoch: %s", s.volname, err);
 	err[0] = '\0';
 	r = fs_open_journaled(v, j, &fs, err, sizeof(err));
 	if (r < 0)
 		die("volume %s: cannot open the metadata: %s", s.volname, err[0] ? err : strerror(-r));
 	s.fs = fs;
+	{
+		/* No client holds a file open yet: files unlinked while open
+		 * before the last stop are freed now. */
+		uint64_t n = 0;
+		r = fs_reclaim_orphans(fs, &n);
+		if (r < 0)
+			die("volume %s: cannot free the files unlinked while open: %s", s.volname, strerror(-r));
+		if (n)
+			vlog(&s, LOG_NOTICE, "freed %llu files unlinked while open before the last stop",
+			     (unsigned long long)n);
+	}
+	if (inodes_init(&s) < 0)
+		die("volume %s: no memory", s.volname);
 
 	{
 		static uint8_t root[CSV_RECORD_SIZE];

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "inodes.h"
 #include "server.h"
 #include "volume.h"
 
@@ -96,6 +97,8 @@ static void conn_close(struct conn *c, int prio, const char *reason)
 {
 	struct server *s = c->s;
 	connlog(c, prio, "connection closed: %s", reason);
+	if (c->authed)
+		inodes_conn_closed(s, c);
 	qb_loop_poll_del(s->loop, csv_wire_conn_fd(c->wc));
 	if (c->hs_timer_armed)
 		qb_loop_timer_del(s->loop, c->hs_timer);
@@ -139,10 +142,76 @@ int server_send(struct conn *c, struct csv_wire_frame *f)
 	return r < 0 ? r : 0;
 }
 
+void server_kill(struct conn *c, const char *reason)
+{
+	if (!c->dead) {
+		c->dead = true;
+		snprintf(c->reason, sizeof(c->reason), "%s", reason);
+	}
+	conn_update_events(c);
+}
+
 static int reject(struct conn *c, const char *fmt, const struct csv_wire_msghdr *h, int r)
 {
 	snprintf(c->reason, sizeof(c->reason), fmt, h ? csv_wire_type_name(h->type) : "", strerror(-r));
 	return r;
+}
+
+/* Serves a request whose header and epoch are checked: from the reply
+ * cache, or by the dispatcher. */
+static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const void *frame, size_t len)
+{
+	struct server *s = c->s;
+	struct csv_wire_frame reply = { 0 };
+	const struct cached_reply *cr = cache_find(s, c->node, h->req_id);
+	if (cr) {
+		uint8_t *copy = malloc(cr->len);
+		if (!copy)
+			return reject(c, "cannot answer %s: %s", h, -ENOMEM);
+		memcpy(copy, cr->buf, cr->len);
+		reply = (struct csv_wire_frame){ .buf = copy, .len = cr->len, .cap = cr->len };
+		connlog(c, LOG_INFO, "%s request %llu was already applied: answered from the reply cache",
+			csv_wire_type_name(h->type), (unsigned long long)h->req_id);
+		server_send(c, &reply);
+		return 0;
+	}
+	int r = dispatch_request(c, h, frame, len, &reply);
+	if (r == -EBADMSG || r == -EPROTONOSUPPORT)
+		return reject(c, "sent a malformed %s request (%s)", h, r);
+	if (r < 0)
+		return reject(c, "cannot answer %s: %s", h, r);
+	if (r == DISPATCH_PARKED)
+		return 0;  /* answered when the recall it waits for is over */
+	cache_store(s, c->node, h->req_id, &reply);
+	server_send(c, &reply);
+	return 0;
+}
+
+/* Answers a request naming another epoch with -ESTALE; true if it did. */
+static bool stale_epoch(struct conn *c, const struct csv_wire_msghdr *h)
+{
+	struct server *s = c->s;
+	struct csv_wire_frame reply = { 0 };
+	if (h->epoch == s->epoch)
+		return false;
+	connlog(c, LOG_INFO, "%s request %llu names epoch %llu, the current one is %llu: -ESTALE",
+		csv_wire_type_name(h->type), (unsigned long long)h->req_id, (unsigned long long)h->epoch,
+		(unsigned long long)s->epoch);
+	if (csv_wire_reply_status_encode(&reply, h, s->epoch, -ESTALE) < 0)
+		server_kill(c, "cannot answer a request of an old epoch");
+	else
+		server_send(c, &reply);
+	return true;
+}
+
+void server_serve(struct conn *c, const void *frame, size_t len)
+{
+	struct csv_wire_msghdr h;
+	if (c->dead || csv_wire_hdr_decode(frame, len, &h) < 0 || stale_epoch(c, &h))
+		return;
+	c->reason[0] = '\0';
+	if (serve_request(c, &h, frame, len) < 0)
+		server_kill(c, c->reason[0] ? c->reason : "a waiting request failed");
 }
 
 /* One whole frame from an authenticated client. */
@@ -160,10 +229,11 @@ static int on_frame(struct csv_wire_conn *wc, const void *frame, size_t len, voi
 	if (r < 0)
 		return reject(c, "sent a malformed frame header%s (%s)", NULL, r);
 	if (h.flags & CSV_WIRE_F_CALLBACK) {
-		/* The answer to one of our invalidations: nothing waits for it. */
 		if (h.status < 0)
 			connlog(c, LOG_DEBUG, "%s callback %llu answered %s", csv_wire_type_name(h.type),
 				(unsigned long long)h.req_id, strerror(-h.status));
+		/* A recall may wait for it. */
+		inodes_callback_answered(s, c, h.req_id);
 		return 0;
 	}
 	if (!(h.flags & CSV_WIRE_F_REQUEST))
@@ -181,33 +251,9 @@ static int on_frame(struct csv_wire_conn *wc, const void *frame, size_t len, voi
 		r = csv_wire_reply_status_encode(&reply, &h, s->epoch, 0);
 		return r < 0 ? reject(c, "cannot answer %s: %s", &h, r) : (server_send(c, &reply), 0);
 	}
-	if (h.epoch != s->epoch) {
-		connlog(c, LOG_INFO, "%s request %llu names epoch %llu, the current one is %llu: -ESTALE",
-			csv_wire_type_name(h.type), (unsigned long long)h.req_id, (unsigned long long)h.epoch,
-			(unsigned long long)s->epoch);
-		r = csv_wire_reply_status_encode(&reply, &h, s->epoch, -ESTALE);
-		return r < 0 ? reject(c, "cannot answer %s: %s", &h, r) : (server_send(c, &reply), 0);
-	}
-	const struct cached_reply *cr = cache_find(s, c->node, h.req_id);
-	if (cr) {
-		uint8_t *copy = malloc(cr->len);
-		if (!copy)
-			return reject(c, "cannot answer %s: %s", &h, -ENOMEM);
-		memcpy(copy, cr->buf, cr->len);
-		reply = (struct csv_wire_frame){ .buf = copy, .len = cr->len, .cap = cr->len };
-		connlog(c, LOG_INFO, "%s request %llu was already applied: answered from the reply cache",
-			csv_wire_type_name(h.type), (unsigned long long)h.req_id);
-		server_send(c, &reply);
+	if (stale_epoch(c, &h))
 		return 0;
-	}
-	r = dispatch_request(c, &h, frame, len, &reply);
-	if (r == -EBADMSG || r == -EPROTONOSUPPORT)
-		return reject(c, "sent a malformed %s request (%s)", &h, r);
-	if (r < 0)
-		return reject(c, "cannot answer %s: %s", &h, r);
-	cache_store(s, c->node, h.req_id, &reply);
-	server_send(c, &reply);
-	return 0;
+	return serve_request(c, &h, frame, len);
 }
 
 static void conn_authed(struct conn *c)
@@ -399,6 +445,8 @@ void server_shutdown(struct server *s)
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
+	/* What the clients hold is theirs to reclaim from the next coordinator. */
+	inodes_free(s);
 	while (s->conns)
 		conn_close(s->conns, LOG_INFO, "the coordinator is stopping");
 	caches_free(s);

@@ -16,6 +16,7 @@
 struct csv_fs;
 struct csv_volume;
 struct reply_cache;
+struct inodes;
 
 /* Seconds a client has to finish the handshake. */
 #define SERVER_HANDSHAKE_TIMEOUT_S 10
@@ -49,6 +50,7 @@ struct server {
 	int listen_fd;
 	struct conn *conns;
 	struct reply_cache *caches;
+	struct inodes *inodes;        /* opens and layouts of the clients */
 	uint64_t requests;
 };
 
@@ -66,3 +68,7 @@ void server_shutdown(struct server *s);
 /* Queues a frame on a connection (taking it over), flushes and updates
  * what the loop polls for. On failure the connection is closed. */
 int server_send(struct conn *c, struct csv_wire_frame *f);
+/* Marks c to be closed at the loop's next turn, logging reason. */
+void server_kill(struct conn *c, const char *reason);
+/* Serves a request frame of c again (one that waited for a recall). */
+void server_serve(struct conn *c, const void *frame, size_t len);

@@ -71,6 +71,7 @@ static struct csv_wire_conn *client(uint32_t node, const struct csv_wire_key *k,
 	}
 	if (w)
 		*w = ww;
+	epoch = ww.epoch;  /* requests name the epoch of the coordinator */
 	return c;
 }
 
@@ -92,17 +93,19 @@ static int grab(struct csv_wire_conn *c, const void *frame, size_t len, void *ud
 static int ncallbacks;
 static char last_inval_name[256];
 
-/* Sends f and returns the reply to it (malloc'd) and its header; answers
- * callbacks on the way. Returns the reply's status, or -1000 for a
- * transport failure. */
-static int call(struct csv_wire_conn *c, struct csv_wire_frame *f, struct rx *ret, struct csv_wire_msghdr *ret_h)
+/* Callbacks received, by type. */
+static int ncallbacks_of[128];
+
+/* Waits for the reply to request id of type (malloc'd in *ret) and its
+ * header; answers callbacks on the way. Returns the reply's status, or
+ * -1000 for a transport failure or a timeout of ms. */
+static int wait_reply(struct csv_wire_conn *c, uint64_t id, uint16_t type, int ms, struct rx *ret,
+		      struct csv_wire_msghdr *ret_h)
 {
-	struct csv_wire_msghdr h, rh;
-	if (csv_wire_hdr_decode(f->buf, f->len, &h) < 0 || csv_wire_conn_send_wait(c, f, 5000) < 0)
-		return -1000;
+	struct csv_wire_msghdr rh;
 	for (;;) {
 		struct rx rx = { 0 };
-		if (csv_wire_conn_read_wait(c, 5000, grab, &rx) <= 0)
+		if (csv_wire_conn_read_wait(c, ms, grab, &rx) <= 0)
 			return -1000;
 		if (csv_wire_hdr_decode(rx.buf, rx.len, &rh) < 0) {
 			free(rx.buf);
@@ -112,6 +115,7 @@ static int call(struct csv_wire_conn *c, struct csv_wire_frame *f, struct rx *re
 			struct csv_wire_frame r = { 0 };
 			struct csv_wire_entry_req e;
 			ncallbacks++;
+			ncallbacks_of[rh.type & 127]++;
 			if (rh.type == CSV_WIRE_INVAL_ENTRY && csv_wire_inval_entry_decode(rx.buf, rx.len, NULL, &e) == 0)
 				snprintf(last_inval_name, sizeof(last_inval_name), "%s", e.name.s);
 			csv_wire_reply_status_encode(&r, &rh, epoch, 0);
@@ -119,7 +123,7 @@ static int call(struct csv_wire_conn *c, struct csv_wire_frame *f, struct rx *re
 			free(rx.buf);
 			continue;
 		}
-		if (rh.req_id != h.req_id || rh.type != h.type) {
+		if (rh.req_id != id || rh.type != type) {
 			free(rx.buf);
 			return -1000;
 		}
@@ -131,6 +135,15 @@ static int call(struct csv_wire_conn *c, struct csv_wire_frame *f, struct rx *re
 			*ret_h = rh;
 		return rh.status;
 	}
+}
+
+/* Sends f and returns the reply to it, as wait_reply(). */
+static int call(struct csv_wire_conn *c, struct csv_wire_frame *f, struct rx *ret, struct csv_wire_msghdr *ret_h)
+{
+	struct csv_wire_msghdr h;
+	if (csv_wire_hdr_decode(f->buf, f->len, &h) < 0 || csv_wire_conn_send_wait(c, f, 5000) < 0)
+		return -1000;
+	return wait_reply(c, h.req_id, h.type, 5000, ret, ret_h);
 }
 
 /* Requests answered with an attr: status, and *a when 0. */
@@ -679,6 +692,99 @@ static void test_ops(void)
 	csv_wire_conn_free(A);
 }
 
+static int open_file(struct csv_wire_conn *c, uint64_t ino, uint32_t flags, bool release)
+{
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_open om = { .ino = ino, .flags = flags };
+	struct csv_wire_attr a;
+	if (release) {
+		csv_wire_release_encode(&f, csv_wire_conn_next_id(c), epoch, &om);
+		return call(c, &f, NULL, NULL);
+	}
+	csv_wire_open_encode(&f, csv_wire_conn_next_id(c), epoch, &om);
+	return call_attr(c, &f, CSV_WIRE_OPEN, &a);
+}
+
+/* Node 5 holds a layout of a file: node 4's truncate waits until node 5
+ * returned it; a node that never answers loses its connection. A file
+ * unlinked on node 4 while open on node 5 lives until node 5 closes it. */
+static void test_recall(void)
+{
+	struct csv_wire_welcome w;
+	struct csv_wire_attr fa, a;
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_layout l;
+	char err[512];
+	struct csv_wire_conn *A = client(4, &key, &w, err, sizeof(err));
+	struct csv_wire_conn *B = client(5, &key, NULL, err, sizeof(err));
+	CHECK(A && B, "handshakes of nodes 4 and 5");
+	if (!A || !B)
+		goto out;
+	int r = do_mknod(A, w.root_ino, "recall", &fa);
+	if (r == 0)
+		r = fallocate_req(A, fa.ino, 0, 0, 1 << 20, &a);
+	CHECK(r == 0 && a.size == 1 << 20, "a file of 1 MiB allocated: %d", r);
+	r = open_file(B, fa.ino, CSV_WIRE_OPEN_READ | CSV_WIRE_OPEN_WRITE, false);
+	if (r == 0)
+		r = layout_get(B, fa.ino, 0, 1 << 20, false, &l);
+	CHECK(r == 0 && l.n_extents >= 1, "node 5 opens it and holds a layout: %d", r);
+	if (r == 0)
+		csv_wire_layout_free(&l);
+
+	/* The truncate waits for the recall. */
+	struct csv_wire_setattr sm = { .ino = fa.ino, .valid = CSV_WIRE_SET_SIZE, .size = 4096 };
+	uint64_t id = csv_wire_conn_next_id(A);
+	csv_wire_setattr_encode(&f, id, epoch, &sm);
+	r = csv_wire_conn_send_wait(A, &f, 5000);
+	CHECK(r == 0 && wait_reply(A, id, CSV_WIRE_SETATTR, 300, NULL, NULL) == -1000,
+	      "node 4's truncate is not answered while node 5 holds the layout");
+	int recalls = ncallbacks_of[CSV_WIRE_LAYOUT_RECALL];
+	CHECK(ping(B) == 0 && ncallbacks_of[CSV_WIRE_LAYOUT_RECALL] == recalls + 1,
+	      "node 5 receives LAYOUT_RECALL and answers it");
+	struct rx rx;
+	r = wait_reply(A, id, CSV_WIRE_SETATTR, 5000, &rx, NULL);
+	if (r == 0) {
+		r = csv_wire_attr_reply_decode(rx.buf, rx.len, CSV_WIRE_SETATTR, NULL, &a) < 0 ? -1001 : 0;
+		free(rx.buf);
+	}
+	CHECK(r == 0 && a.size == 4096, "then the truncate is done: %d, size %llu", r, (unsigned long long)a.size);
+
+	/* Unlinked while open on node 5. */
+	r = remove_entry(A, false, w.root_ino, "recall");
+	CHECK(r == 0, "node 4 unlinks the file node 5 has open: %d", r);
+	r = getattr(B, fa.ino, &a);
+	CHECK(r == 0 && a.nlink == 0 && a.size == 4096, "node 5 still reaches it, with no link: %d, nlink %u", r,
+	      r == 0 ? a.nlink : 0);
+	r = open_file(B, fa.ino, CSV_WIRE_OPEN_READ | CSV_WIRE_OPEN_WRITE, true);
+	CHECK(r == 0 && getattr(A, fa.ino, &a) == -ESTALE, "after node 5's close the file is gone (%d)", r);
+
+	/* A holder that never answers a recall is cut off. */
+	r = do_mknod(A, w.root_ino, "recall2", &fa);
+	if (r == 0)
+		r = fallocate_req(A, fa.ino, 0, 0, 1 << 20, &a);
+	if (r == 0)
+		r = open_file(B, fa.ino, CSV_WIRE_OPEN_READ, false);
+	if (r == 0)
+		r = layout_get(B, fa.ino, 0, 1 << 20, false, &l);
+	if (r == 0)
+		csv_wire_layout_free(&l);
+	sm = (struct csv_wire_setattr){ .ino = fa.ino, .valid = CSV_WIRE_SET_SIZE, .size = 0 };
+	id = csv_wire_conn_next_id(A);
+	csv_wire_setattr_encode(&f, id, epoch, &sm);
+	if (r == 0)
+		r = csv_wire_conn_send_wait(A, &f, 5000);
+	if (r == 0)
+		r = wait_reply(A, id, CSV_WIRE_SETATTR, 15000, NULL, NULL);
+	CHECK(r == 0, "a truncate goes on after the holder failed to answer the recall: %d", r);
+	CHECK(ping(B) == -1000, "and that holder's connection is closed");
+	CHECK(remove_entry(A, false, w.root_ino, "recall2") == 0, "recall2 removed");
+out:
+	if (A)
+		csv_wire_conn_free(A);
+	if (B)
+		csv_wire_conn_free(B);
+}
+
 static void test_persist(bool verify)
 {
 	struct csv_wire_welcome w;
@@ -689,6 +795,8 @@ static void test_persist(bool verify)
 	CHECK(A != NULL, "handshake (%s)", A ? "" : err);
 	if (!A)
 		return;
+	if (verify)
+		CHECK(w.epoch > 1, "the restarted coordinator took a new epoch (%llu)", (unsigned long long)w.epoch);
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "p%d", i);
 		int r = verify ? lookup(A, w.root_ino, name, &a) : do_mkdir(A, w.root_ino, name, &a);
@@ -718,9 +826,10 @@ int main(int argc, char **argv)
 		return 2;
 	for (int i = 0; i < 16; i++)
 		uuid[i] = (uint8_t)u[i];
-	if (strcmp(argv[1], "ops") == 0)
+	if (strcmp(argv[1], "ops") == 0) {
 		test_ops();
-	else if (strcmp(argv[1], "persist") == 0)
+		test_recall();
+	} else if (strcmp(argv[1], "persist") == 0)
 		test_persist(false);
 	else if (strcmp(argv[1], "verify") == 0)
 		test_persist(true);

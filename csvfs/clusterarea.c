@@ -116,3 +116,30 @@ reserved:
 	snprintf(err, errlen, "reserved fields are not zero");
 	return -EUCLEAN;
 }
+
+int clusterarea_take_epoch(struct csv_volume *v, uint32_t node, uint64_t *ret_epoch, char *err, size_t errlen)
+{
+	_cleanup_free_ struct csv_d_lease *l = calloc(1, CSV_BLOCK_SIZE);
+	char why[256];
+	if (!l)
+		return -ENOMEM;
+	int r = clusterarea_verify_block(v, 0, l, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "the lease block is damaged (%s); fsck.csvfs repairs it", why);
+		return r;
+	}
+	uint64_t epoch = le64_to_cpu(l->epoch) + 1;
+	l->epoch = cpu_to_le64(epoch);
+	l->holder_node = cpu_to_le32(node);
+	l->renew_seq = cpu_to_le64(le64_to_cpu(l->renew_seq) + 1);
+	l->wall_ns = cpu_to_le64(realtime_ns());
+	r = volume_write_meta(v, v->g.cluster_area_block, 1, CSV_MAGIC_LEASE, le64_to_cpu(l->h.lsn), l);
+	if (r == 0)
+		r = blockdev_flush(v->bd);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the lease block: %s", strerror(-r));
+		return r;
+	}
+	*ret_epoch = epoch;
+	return 0;
+}

@@ -24,3 +24,9 @@ int clusterarea_format(struct csv_volume *v);
 /* Verifies the index-th block: header and fields. err names the problem.
  * Returns 0, -EBADMSG or -EUCLEAN. */
 int clusterarea_verify_block(struct csv_volume *v, uint64_t index, void *buf, char *err, size_t errlen);
+
+/* Raises the coordinator epoch in the lease block by one, naming node as
+ * its holder, and flushes: the new coordinator of the volume takes it at
+ * its start, so that every epoch is used by one coordinator only. err
+ * names the problem (a damaged lease block). */
+int clusterarea_take_epoch(struct csv_volume *v, uint32_t node, uint64_t *ret_epoch, char *err, size_t errlen);

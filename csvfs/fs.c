@@ -1671,6 +1671,28 @@ int fs_release_orphan(struct csv_fs *fs, uint64_t recno)
 	return r < 0 ? r : op_end(fs, do_release_orphan(fs, recno));
 }
 
+int fs_reclaim_orphans(struct csv_fs *fs, uint64_t *ret_n)
+{
+	_cleanup_free_ void *rec = malloc(CSV_RECORD_SIZE);
+	*ret_n = 0;
+	if (!rec)
+		return -ENOMEM;
+	for (uint64_t recno = bitmap_find_next_set(&fs->rmap, CSV_FIRST_USER_RECORD); recno < fs->rmap.nbits;
+	     recno = bitmap_find_next_set(&fs->rmap, recno + 1)) {
+		int r = mft_read(&fs->mft, recno, rec, NULL, 0);
+		if (r < 0)
+			return r;
+		const struct csv_d_record *d = rec;
+		if (!record_in_use(rec) || !(le16_to_cpu(d->flags) & CSV_REC_ORPHAN) || le32_to_cpu(d->nlink))
+			continue;
+		r = fs_release_orphan(fs, recno);
+		if (r < 0)
+			return r;
+		(*ret_n)++;
+	}
+	return 0;
+}
+
 int fs_setattr(struct csv_fs *fs, uint64_t recno, unsigned valid, const struct fs_attr *in, struct fs_attr *ret)
 {
 	int r = op_begin(fs);

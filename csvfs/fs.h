@@ -242,3 +242,6 @@ int fs_unlink_open(struct csv_fs *fs, uint64_t dir, const char *name);
 /* Frees an orphan when its last user closed it; -EINVAL when the record is
  * not an orphan. */
 int fs_release_orphan(struct csv_fs *fs, uint64_t recno);
+/* Frees every orphan (at the coordinator's start, when no client holds a
+ * file open); *ret_n says how many. */
+int fs_reclaim_orphans(struct csv_fs *fs, uint64_t *ret_n);
