@@ -482,9 +482,6 @@ static int do_fallocate(struct conn *c, const struct csv_wire_msghdr *h, const s
 
 /* ---- layouts ------------------------------------------------------------------- */
 
-/* Extents of one LAYOUT_GET reply; a client asks again from the end of the
- * last one. */
-#define LAYOUT_EXTENTS_MAX 1024
 
 static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_layout_get *m,
 			 const void *frame, size_t len, struct csv_wire_frame *f)
@@ -505,14 +502,14 @@ static int do_layout_get(struct conn *c, const struct csv_wire_msghdr *h, const 
 	if (r == 0)
 		r = inodes_layout_granted(c->s, c, m->ino);
 	if (r == 0) {
-		ext = calloc(LAYOUT_EXTENTS_MAX, sizeof(*ext));
-		wext = calloc(LAYOUT_EXTENTS_MAX, sizeof(*wext));
+		ext = calloc(CSV_WIRE_LAYOUT_EXTENTS_MAX, sizeof(*ext));
+		wext = calloc(CSV_WIRE_LAYOUT_EXTENTS_MAX, sizeof(*wext));
 		if (!ext || !wext)
 			r = -ENOMEM;
 	}
 	if (r == 0)
 		r = fs_layout_get(c->s->fs, CSV_REF_RECNO(m->ino), m->offset, m->length, for_write, ext,
-				  LAYOUT_EXTENTS_MAX, &n);
+				  CSV_WIRE_LAYOUT_EXTENTS_MAX, &n);
 	/* The record as it is now (a write layout may have allocated). */
 	if (r == 0)
 		r = load(c, m->ino, recbuf);

@@ -6,21 +6,34 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
 #include "client-conn.h"
 #include "wire-auth.h"
 #include "wire-conn.h"
 
 #define SEND_TIMEOUT_MS 30000
+#define HANDSHAKE_TIMEOUT_MS 5000
+/* Pause between two attempts to reach the coordinator: from the first to
+ * the last, doubling. */
+#define RECONNECT_FIRST_MS 50
+#define RECONNECT_MAX_MS 1000
 
+/* A request waiting for its reply. */
 struct pending {
 	uint64_t id;
-	bool done;
+	uint8_t *frame;       /* as encoded, to send again on a new connection */
+	size_t flen;
+	uint64_t sent_gen;    /* connection it was last sent on; 0 none */
+	bool done, resent;
+	bool detached;        /* a reopen after a reconnect: nobody waits */
 	int status;
 	uint8_t *buf;
 	size_t len;
@@ -30,24 +43,40 @@ struct pending {
 struct cb_item {
 	uint8_t *buf;
 	size_t len;
+	uint64_t gen;         /* connection it came on: the reply goes there */
 	struct cb_item *next;
 };
 
+/* A queue of callbacks and the thread that serves it. */
+struct cbq {
+	struct cb_item *head, *tail;
+	pthread_cond_t cond;
+	pthread_t thread;
+	struct client_conn *cc;
+};
+
 struct client_conn {
-	struct csv_wire_conn *c;
-	pthread_mutex_t lock;       /* the csv_wire_conn */
-	pthread_mutex_t plock;      /* pending, broken, epoch, callbacks */
+	char *host, *port;
+	struct csv_wire_key key;
+	uint32_t node_id;
+	uint8_t volume_uuid[CSV_WIRE_UUID_SIZE];
+	unsigned reconnect_timeout_s;
+
+	pthread_mutex_t lock;       /* c: sending, reading, replacing */
+	struct csv_wire_conn *c;    /* NULL while there is no connection */
+
+	pthread_mutex_t plock;      /* everything below */
 	pthread_cond_t pcond;
 	struct pending *pending;
-	bool broken;
+	bool up;                    /* connected; requests are sent at once */
 	bool stopping;
-	uint64_t epoch;
-	uint64_t root_ino;
+	uint64_t epoch, gen, next_id, root_ino;
+	struct timespec lost_at;    /* when the connection was lost */
 	struct fuse_session *se;
-	pthread_t reader, cbthread;
+	struct client_conn_hooks hooks;
+	pthread_t reader;
 	bool started;
-	pthread_cond_t cbcond;
-	struct cb_item *cb_head, *cb_tail;
+	struct cbq inval, recall;
 };
 
 static int tcp_connect(const char *host, const char *port)
@@ -69,44 +98,71 @@ static int tcp_connect(const char *host, const char *port)
 	return fd < 0 ? -ECONNREFUSED : fd;
 }
 
+/* One connection and handshake. */
+static int connect_once(struct client_conn *cc, struct csv_wire_conn **ret, struct csv_wire_welcome *w, char *err,
+			size_t errlen)
+{
+	struct csv_wire_auth_client_params ap = { .key = &cc->key, .node_id = cc->node_id };
+	memcpy(ap.volume_uuid, cc->volume_uuid, sizeof(ap.volume_uuid));
+	int fd = tcp_connect(cc->host, cc->port);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to coordinator %s:%s: %s", cc->host, cc->port, strerror(-fd));
+		return fd;
+	}
+	int r = csv_wire_conn_new(fd, ret);
+	if (r < 0) {
+		close(fd);
+		snprintf(err, errlen, "%s", strerror(-r));
+		return r;
+	}
+	r = csv_wire_auth_client_run(*ret, &ap, HANDSHAKE_TIMEOUT_MS, w, err, errlen);
+	if (r < 0)
+		csv_wire_conn_free(*ret);
+	return r;
+}
+
+static void conn_free(struct client_conn *cc)
+{
+	free(cc->host);
+	free(cc->port);
+	csv_wire_key_wipe(&cc->key);
+	free(cc);
+}
+
 int client_conn_open(const struct client_conn_params *p, struct client_conn **ret,
 		     struct csv_wire_welcome *ret_welcome, char *err, size_t errlen)
 {
-	struct csv_wire_key key;
-	struct csv_wire_auth_client_params ap = { .key = &key, .node_id = p->node_id };
 	struct csv_wire_welcome w;
-	struct client_conn *cc;
-	int r = csv_wire_key_load(p->keyfile, &key, err, errlen);
-	if (r < 0)
-		return r;
-	memcpy(ap.volume_uuid, p->volume_uuid, sizeof(ap.volume_uuid));
-	int fd = tcp_connect(p->host, p->port);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to coordinator %s:%s: %s", p->host, p->port, strerror(-fd));
-		csv_wire_key_wipe(&key);
-		return fd;
-	}
-	cc = calloc(1, sizeof(*cc));
-	if (!cc) {
-		close(fd);
-		csv_wire_key_wipe(&key);
+	struct client_conn *cc = calloc(1, sizeof(*cc));
+	if (!cc)
 		return -ENOMEM;
-	}
-	r = csv_wire_conn_new(fd, &cc->c);
+	cc->host = strdup(p->host);
+	cc->port = strdup(p->port);
+	cc->node_id = p->node_id;
+	cc->reconnect_timeout_s = p->reconnect_timeout_s;
+	memcpy(cc->volume_uuid, p->volume_uuid, sizeof(cc->volume_uuid));
+	int r = cc->host && cc->port ? 0 : -ENOMEM;
 	if (r == 0)
-		r = csv_wire_auth_client_run(cc->c, &ap, 10000, &w, err, errlen);
-	csv_wire_key_wipe(&key);
+		r = csv_wire_key_load(p->keyfile, &cc->key, err, errlen);
+	if (r == 0)
+		r = connect_once(cc, &cc->c, &w, err, errlen);
 	if (r < 0) {
-		csv_wire_conn_free(cc->c);
-		free(cc);
+		conn_free(cc);
 		return r;
 	}
 	pthread_mutex_init(&cc->lock, NULL);
 	pthread_mutex_init(&cc->plock, NULL);
 	pthread_cond_init(&cc->pcond, NULL);
-	pthread_cond_init(&cc->cbcond, NULL);
+	pthread_cond_init(&cc->inval.cond, NULL);
+	pthread_cond_init(&cc->recall.cond, NULL);
+	cc->inval.cc = cc->recall.cc = cc;
 	cc->epoch = w.epoch;
 	cc->root_ino = w.root_ino;
+	cc->gen = 1;
+	cc->up = true;
+	/* Ids go on growing across connections: a coordinator that stayed
+	 * remembers replies by id. */
+	cc->next_id = csv_wire_conn_next_id(cc->c);
 	*ret_welcome = w;
 	*ret = cc;
 	return 0;
@@ -114,9 +170,9 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 
 uint64_t client_conn_next_id(struct client_conn *cc)
 {
-	pthread_mutex_lock(&cc->lock);
-	uint64_t id = csv_wire_conn_next_id(cc->c);
-	pthread_mutex_unlock(&cc->lock);
+	pthread_mutex_lock(&cc->plock);
+	uint64_t id = cc->next_id++;
+	pthread_mutex_unlock(&cc->plock);
 	return id;
 }
 
@@ -128,57 +184,132 @@ uint64_t client_conn_epoch(struct client_conn *cc)
 	return e;
 }
 
-static void mark_broken(struct client_conn *cc)
+uint64_t client_conn_generation(struct client_conn *cc)
 {
 	pthread_mutex_lock(&cc->plock);
-	cc->broken = true;
-	pthread_cond_broadcast(&cc->pcond);
-	pthread_cond_broadcast(&cc->cbcond);
+	uint64_t g = cc->up ? cc->gen : 0;
 	pthread_mutex_unlock(&cc->plock);
+	return g;
 }
 
-int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t **ret_buf, size_t *ret_len)
+/* Sends a copy of frame on the connection, under epoch. With cc->lock
+ * held. A failure shuts the socket so that the reader reconnects. */
+static void send_locked(struct client_conn *cc, const uint8_t *frame, size_t len, uint64_t epoch)
+{
+	if (!cc->c)
+		return;
+	struct csv_wire_frame f = { .buf = malloc(len), .len = len, .cap = len };
+	if (!f.buf) {
+		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);
+		return;
+	}
+	memcpy(f.buf, frame, len);
+	le64 e = cpu_to_le64(epoch);
+	memcpy(f.buf + offsetof(struct csv_wire_hdr, epoch), &e, sizeof(e));
+	int r = csv_wire_conn_send_wait(cc->c, &f, SEND_TIMEOUT_MS);
+	csv_wire_frame_done(&f);
+	if (r < 0) {
+		fprintf(stderr, "csvfs: sending to the coordinator failed: %s\n", strerror(-r));
+		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);
+	}
+}
+
+static void unlink_pending(struct client_conn *cc, struct pending *p)
+{
+	for (struct pending **pp = &cc->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+static void pending_free(struct pending *p)
+{
+	free(p->frame);
+	free(p->buf);
+	free(p);
+}
+
+static double seconds_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t **ret_buf, size_t *ret_len,
+		     bool *ret_resent)
 {
 	struct csv_wire_msghdr h;
 	struct pending p = { 0 };
+	struct timespec start;
 	int r = csv_wire_hdr_decode(f->buf, f->len, &h);
-	if (r < 0) {
-		csv_wire_frame_done(f);
+	if (r == 0)
+		r = csv_wire_frame_flatten(f, &p.frame, &p.flen);
+	csv_wire_frame_done(f);
+	if (r < 0)
 		return -EIO;
-	}
 	p.id = h.req_id;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+
 	pthread_mutex_lock(&cc->plock);
-	if (cc->broken) {
+	if (cc->stopping) {
 		pthread_mutex_unlock(&cc->plock);
-		csv_wire_frame_done(f);
+		free(p.frame);
 		return -EIO;
 	}
 	p.next = cc->pending;
 	cc->pending = &p;
+	if (cc->up)
+		p.sent_gen = cc->gen;
+	uint64_t epoch = cc->epoch;
 	pthread_mutex_unlock(&cc->plock);
 
-	pthread_mutex_lock(&cc->lock);
-	r = csv_wire_conn_send_wait(cc->c, f, SEND_TIMEOUT_MS);
-	pthread_mutex_unlock(&cc->lock);
-	csv_wire_frame_done(f);
-	if (r < 0) {
-		fprintf(stderr, "csvfs: sending %s to the coordinator failed: %s\n", csv_wire_type_name(h.type),
-			strerror(-r));
-		mark_broken(cc);
+	if (p.sent_gen) {
+		pthread_mutex_lock(&cc->lock);
+		pthread_mutex_lock(&cc->plock);
+		/* A reconnect in between sends it itself. */
+		bool still = cc->up && cc->gen == p.sent_gen;
+		pthread_mutex_unlock(&cc->plock);
+		if (still)
+			send_locked(cc, p.frame, p.flen, epoch);
+		pthread_mutex_unlock(&cc->lock);
 	}
 
 	pthread_mutex_lock(&cc->plock);
-	while (!p.done && !cc->broken)
-		pthread_cond_wait(&cc->pcond, &cc->plock);
-	/* Unlink. */
-	for (struct pending **pp = &cc->pending; *pp; pp = &(*pp)->next)
-		if (*pp == &p) {
-			*pp = p.next;
-			break;
+	while (!p.done && !cc->stopping) {
+		if (cc->up) {
+			pthread_cond_wait(&cc->pcond, &cc->plock);
+			continue;
 		}
+		/* No coordinator: wait up to the reconnect timeout, counted
+		 * from the loss (or this call, if later). */
+		const struct timespec *from = seconds_since(&cc->lost_at) < seconds_since(&start) ? &cc->lost_at
+												   : &start;
+		double left = cc->reconnect_timeout_s - seconds_since(from);
+		if (left <= 0)
+			break;
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += (time_t)(left < 1 ? 0 : 1);
+		dl.tv_nsec += left < 1 ? (long)(left * 1e9) : 0;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&cc->pcond, &cc->plock, &dl);
+	}
+	unlink_pending(cc, &p);
 	pthread_mutex_unlock(&cc->plock);
-	if (!p.done)
+	free(p.frame);
+	if (ret_resent)
+		*ret_resent = p.resent;
+	if (!p.done) {
+		if (!cc->stopping)
+			fprintf(stderr, "csvfs: %s: no coordinator answered in %u s: -EIO\n", csv_wire_type_name(h.type),
+				cc->reconnect_timeout_s);
 		return -EIO;
+	}
 	if (p.status == 0 && ret_buf) {
 		*ret_buf = p.buf;
 		*ret_len = p.len;
@@ -188,7 +319,19 @@ int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t *
 	return p.status;
 }
 
-/* Reader: called with cc->lock held, for each whole frame. */
+/* ---- the reader -------------------------------------------------------------- */
+
+static void cbq_push(struct cbq *q, struct cb_item *it)
+{
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	pthread_cond_signal(&q->cond);
+}
+
+/* Called with cc->lock held, for each whole frame. */
 static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void *ud)
 {
 	struct client_conn *cc = ud;
@@ -207,14 +350,8 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 			free(copy);
 			return -ENOMEM;
 		}
-		it->buf = copy;
-		it->len = len;
-		if (cc->cb_tail)
-			cc->cb_tail->next = it;
-		else
-			cc->cb_head = it;
-		cc->cb_tail = it;
-		pthread_cond_signal(&cc->cbcond);
+		*it = (struct cb_item){ .buf = copy, .len = len, .gen = cc->gen };
+		cbq_push(h.type == CSV_WIRE_LAYOUT_RECALL ? &cc->recall : &cc->inval, it);
 		pthread_mutex_unlock(&cc->plock);
 		return 0;
 	}
@@ -222,7 +359,13 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 	for (p = cc->pending; p; p = p->next)
 		if (p->id == h.req_id && !p->done)
 			break;
-	if (p) {
+	if (p && p->detached) {
+		if (h.status < 0)
+			fprintf(stderr, "csvfs: reopening file after reconnecting: %s\n", strerror(-h.status));
+		unlink_pending(cc, p);
+		pending_free(p);
+		free(copy);
+	} else if (p) {
 		p->done = true;
 		p->status = h.status;
 		p->buf = copy;
@@ -236,20 +379,142 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 	return 0;
 }
 
+/* The connection is gone: requests wait for the next one. */
+static void lose_connection(struct client_conn *cc)
+{
+	pthread_mutex_lock(&cc->lock);
+	csv_wire_conn_free(cc->c);
+	cc->c = NULL;
+	pthread_mutex_lock(&cc->plock);
+	cc->up = false;
+	cc->gen++;
+	clock_gettime(CLOCK_MONOTONIC, &cc->lost_at);
+	for (struct pending **pp = &cc->pending; *pp;) {
+		struct pending *p = *pp;
+		if (p->detached) {
+			*pp = p->next;
+			pending_free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+	pthread_cond_broadcast(&cc->pcond);
+	pthread_mutex_unlock(&cc->plock);
+	pthread_mutex_unlock(&cc->lock);
+}
+
+struct reopen_ctx {
+	struct client_conn *cc;
+	uint64_t epoch;
+};
+
+/* Sends OPEN for one open handle, on a new connection (cc->lock held). */
+static void reopen_one(void *ud, uint64_t ino)
+{
+	struct reopen_ctx *x = ud;
+	struct client_conn *cc = x->cc;
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_open m = { .ino = ino, .flags = CSV_WIRE_OPEN_READ };
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->detached = true;
+	p->id = client_conn_next_id(cc);
+	if (csv_wire_open_encode(&f, p->id, x->epoch, &m) < 0 || csv_wire_frame_flatten(&f, &p->frame, &p->flen) < 0) {
+		csv_wire_frame_done(&f);
+		free(p);
+		return;
+	}
+	csv_wire_frame_done(&f);
+	pthread_mutex_lock(&cc->plock);
+	p->next = cc->pending;
+	cc->pending = p;
+	pthread_mutex_unlock(&cc->plock);
+	send_locked(cc, p->frame, p->flen, x->epoch);
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const struct pending *x = *(struct pending *const *)a, *y = *(struct pending *const *)b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Connects again, reopens the open files, and sends every request still
+ * without a reply, in order. Tries until it works or the client stops. */
+static void reconnect(struct client_conn *cc)
+{
+	unsigned pause = RECONNECT_FIRST_MS;
+	struct csv_wire_welcome w;
+	struct csv_wire_conn *c;
+	char err[512], last[512] = "";
+	for (;;) {
+		pthread_mutex_lock(&cc->plock);
+		bool stop = cc->stopping;
+		pthread_mutex_unlock(&cc->plock);
+		if (stop)
+			return;
+		if (connect_once(cc, &c, &w, err, sizeof(err)) == 0)
+			break;
+		if (strcmp(err, last) != 0)
+			fprintf(stderr, "csvfs: reconnecting: %s\n", err);
+		snprintf(last, sizeof(last), "%s", err);
+		usleep(pause * 1000u);
+		pause = pause * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : pause * 2;
+	}
+
+	pthread_mutex_lock(&cc->lock);
+	cc->c = c;
+	pthread_mutex_lock(&cc->plock);
+	cc->gen++;
+	cc->epoch = w.epoch;
+	size_t n = 0;
+	for (struct pending *p = cc->pending; p; p = p->next)
+		n += !p->done;
+	struct pending **resend = calloc(n ? n : 1, sizeof(*resend));
+	n = 0;
+	for (struct pending *p = cc->pending; p && resend; p = p->next)
+		if (!p->done) {
+			p->sent_gen = cc->gen;
+			p->resent = true;
+			resend[n++] = p;
+		}
+	cc->up = true;
+	struct reopen_ctx x = { .cc = cc, .epoch = cc->epoch };
+	pthread_mutex_unlock(&cc->plock);
+	fprintf(stderr, "csvfs: reconnected to coordinator %s:%s, epoch %llu; sending %zu requests again\n",
+		cc->host, cc->port, (unsigned long long)w.epoch, n);
+
+	/* The coordinator knows nothing of this client's open files yet. */
+	if (cc->hooks.foreach_open)
+		cc->hooks.foreach_open(cc->hooks.ud, reopen_one, &x);
+	if (resend) {
+		qsort(resend, n, sizeof(*resend), by_id);
+		/* The pending entries stay until their callers take them,
+		 * which needs plock, and those callers wait for replies. */
+		for (size_t i = 0; i < n; i++)
+			send_locked(cc, resend[i]->frame, resend[i]->flen, x.epoch);
+		free(resend);
+	} else {
+		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);  /* out of memory: try again */
+	}
+	pthread_mutex_unlock(&cc->lock);
+}
+
 static void *reader_main(void *arg)
 {
 	struct client_conn *cc = arg;
-	int fd = csv_wire_conn_fd(cc->c);
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int n = poll(&pfd, 1, 1000);
 		pthread_mutex_lock(&cc->plock);
 		bool stop = cc->stopping;
 		pthread_mutex_unlock(&cc->plock);
 		if (stop)
 			break;
-		if (n < 0 && errno == EINTR)
+		if (!cc->c) {
+			reconnect(cc);
 			continue;
+		}
+		struct pollfd pfd = { .fd = csv_wire_conn_fd(cc->c), .events = POLLIN };
+		int n = poll(&pfd, 1, 1000);
 		if (n <= 0)
 			continue;
 		pthread_mutex_lock(&cc->lock);
@@ -257,28 +522,30 @@ static void *reader_main(void *arg)
 		do
 			r = csv_wire_conn_read(cc->c, on_frame, cc);
 		while (r > 0 && csv_wire_conn_has_frame(cc->c));
-		pthread_mutex_unlock(&cc->lock);
 		if (r < 0 && r != -EAGAIN) {
-			pthread_mutex_lock(&cc->lock);
 			const char *e = csv_wire_conn_error(cc->c);
 			fprintf(stderr, "csvfs: connection to the coordinator lost: %s\n", *e ? e : strerror(-r));
-			pthread_mutex_unlock(&cc->lock);
-			break;
 		}
+		pthread_mutex_unlock(&cc->lock);
+		if (r < 0 && r != -EAGAIN)
+			lose_connection(cc);
 	}
-	mark_broken(cc);
 	return NULL;
 }
+
+/* ---- callbacks ---------------------------------------------------------------- */
 
 static uint64_t fuse_ino(struct client_conn *cc, uint64_t ino)
 {
 	return ino == cc->root_ino ? FUSE_ROOT_ID : ino;
 }
 
-static void handle_callback(struct client_conn *cc, const uint8_t *buf, size_t len)
+static void handle_callback(struct client_conn *cc, const struct cb_item *it)
 {
 	struct csv_wire_msghdr h;
 	struct csv_wire_frame r = { 0 };
+	const uint8_t *buf = it->buf;
+	size_t len = it->len;
 	if (csv_wire_hdr_decode(buf, len, &h) < 0)
 		return;
 	switch (h.type) {
@@ -290,8 +557,19 @@ static void handle_callback(struct client_conn *cc, const uint8_t *buf, size_t l
 	}
 	case CSV_WIRE_INVAL_INODE: {
 		struct csv_wire_inval_inode m;
-		if (csv_wire_inval_inode_decode(buf, len, NULL, &m) == 0 && cc->se)
-			fuse_lowlevel_notify_inval_inode(cc->se, fuse_ino(cc, m.ino), m.offset, (off_t)m.length);
+		if (csv_wire_inval_inode_decode(buf, len, NULL, &m) == 0) {
+			/* Data changed: the layout may have too. */
+			if (cc->hooks.invalidate)
+				cc->hooks.invalidate(cc->hooks.ud, m.ino, m.offset >= 0);
+			if (cc->se)
+				fuse_lowlevel_notify_inval_inode(cc->se, fuse_ino(cc, m.ino), m.offset, (off_t)m.length);
+		}
+		break;
+	}
+	case CSV_WIRE_LAYOUT_RECALL: {
+		struct csv_wire_layout_return m;
+		if (csv_wire_layout_recall_decode(buf, len, NULL, &m) == 0 && cc->hooks.invalidate)
+			cc->hooks.invalidate(cc->hooks.ud, m.ino, true);
 		break;
 	}
 	case CSV_WIRE_EPOCH_CHANGE: {
@@ -305,12 +583,16 @@ static void handle_callback(struct client_conn *cc, const uint8_t *buf, size_t l
 		break;
 	}
 	default:
-		/* LAYOUT_RECALL: no layout is cached, nothing to return. */
 		break;
 	}
+	/* The answer goes to the connection the callback came on, if it is
+	 * still there. */
 	if (csv_wire_reply_status_encode(&r, &h, client_conn_epoch(cc), 0) == 0) {
 		pthread_mutex_lock(&cc->lock);
-		if (csv_wire_conn_send_wait(cc->c, &r, SEND_TIMEOUT_MS) < 0)
+		pthread_mutex_lock(&cc->plock);
+		bool same = cc->up && cc->gen == it->gen;
+		pthread_mutex_unlock(&cc->plock);
+		if (same && cc->c && csv_wire_conn_send_wait(cc->c, &r, SEND_TIMEOUT_MS) < 0)
 			fprintf(stderr, "csvfs: cannot answer a %s callback\n", csv_wire_type_name(h.type));
 		pthread_mutex_unlock(&cc->lock);
 		csv_wire_frame_done(&r);
@@ -319,19 +601,20 @@ static void handle_callback(struct client_conn *cc, const uint8_t *buf, size_t l
 
 static void *cb_main(void *arg)
 {
-	struct client_conn *cc = arg;
+	struct cbq *q = arg;
+	struct client_conn *cc = q->cc;
 	pthread_mutex_lock(&cc->plock);
 	for (;;) {
-		while (!cc->cb_head && !cc->broken && !cc->stopping)
-			pthread_cond_wait(&cc->cbcond, &cc->plock);
-		if (!cc->cb_head)
+		while (!q->head && !cc->stopping)
+			pthread_cond_wait(&q->cond, &cc->plock);
+		if (!q->head)
 			break;
-		struct cb_item *it = cc->cb_head;
-		cc->cb_head = it->next;
-		if (!cc->cb_head)
-			cc->cb_tail = NULL;
+		struct cb_item *it = q->head;
+		q->head = it->next;
+		if (!q->head)
+			q->tail = NULL;
 		pthread_mutex_unlock(&cc->plock);
-		handle_callback(cc, it->buf, it->len);
+		handle_callback(cc, it);
 		free(it->buf);
 		free(it);
 		pthread_mutex_lock(&cc->plock);
@@ -340,46 +623,72 @@ static void *cb_main(void *arg)
 	return NULL;
 }
 
-int client_conn_start(struct client_conn *cc, struct fuse_session *se)
+static void stop_threads(struct client_conn *cc, bool reader, bool inval, bool recall)
+{
+	pthread_mutex_lock(&cc->plock);
+	cc->stopping = true;
+	pthread_cond_broadcast(&cc->pcond);
+	pthread_cond_broadcast(&cc->inval.cond);
+	pthread_cond_broadcast(&cc->recall.cond);
+	pthread_mutex_unlock(&cc->plock);
+	if (reader)
+		pthread_join(cc->reader, NULL);
+	if (inval)
+		pthread_join(cc->inval.thread, NULL);
+	if (recall)
+		pthread_join(cc->recall.thread, NULL);
+}
+
+int client_conn_start(struct client_conn *cc, struct fuse_session *se, const struct client_conn_hooks *hooks)
 {
 	cc->se = se;
+	if (hooks)
+		cc->hooks = *hooks;
 	int r = pthread_create(&cc->reader, NULL, reader_main, cc);
 	if (r)
 		return -r;
-	r = pthread_create(&cc->cbthread, NULL, cb_main, cc);
+	r = pthread_create(&cc->inval.thread, NULL, cb_main, &cc->inval);
 	if (r) {
-		pthread_mutex_lock(&cc->plock);
-		cc->stopping = true;
-		pthread_mutex_unlock(&cc->plock);
-		pthread_join(cc->reader, NULL);
+		stop_threads(cc, true, false, false);
+		return -r;
+	}
+	r = pthread_create(&cc->recall.thread, NULL, cb_main, &cc->recall);
+	if (r) {
+		stop_threads(cc, true, true, false);
 		return -r;
 	}
 	cc->started = true;
 	return 0;
 }
 
+static void cbq_clear(struct cbq *q)
+{
+	while (q->head) {
+		struct cb_item *it = q->head;
+		q->head = it->next;
+		free(it->buf);
+		free(it);
+	}
+	pthread_cond_destroy(&q->cond);
+}
+
 void client_conn_close(struct client_conn *cc)
 {
 	if (!cc)
 		return;
-	pthread_mutex_lock(&cc->plock);
-	cc->stopping = true;
-	pthread_cond_broadcast(&cc->cbcond);
-	pthread_mutex_unlock(&cc->plock);
-	if (cc->started) {
-		pthread_join(cc->reader, NULL);
-		pthread_join(cc->cbthread, NULL);
-	}
-	while (cc->cb_head) {
-		struct cb_item *it = cc->cb_head;
-		cc->cb_head = it->next;
-		free(it->buf);
-		free(it);
+	if (cc->started)
+		stop_threads(cc, true, true, true);
+	cbq_clear(&cc->inval);
+	cbq_clear(&cc->recall);
+	while (cc->pending) {
+		struct pending *p = cc->pending;
+		cc->pending = p->next;
+		if (p->detached)
+			pending_free(p);
 	}
 	csv_wire_conn_free(cc->c);
 	pthread_mutex_destroy(&cc->lock);
 	pthread_mutex_destroy(&cc->plock);
 	pthread_cond_destroy(&cc->pcond);
-	pthread_cond_destroy(&cc->cbcond);
-	free(cc);
+	conn_free(cc);
 }

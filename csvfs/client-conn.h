@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The csvfs client's one connection to the coordinator of its volume:
+/* The csvfs client's connection to the coordinator of its volume:
  * handshake, then synchronous request/reply from any FUSE worker thread.
+ *
  * A reader thread matches replies to requests by id and hands callbacks
- * (INVAL_ENTRY, INVAL_INODE, ...) to a callback thread, which turns them
- * into fuse_lowlevel_notify_inval_*() and replies to them. The callback
- * thread is separate so that a notification waiting on a kernel lock held
- * by a request in progress never stops the replies that request needs. */
+ * to two callback threads: one for LAYOUT_RECALL, one for the
+ * invalidations (INVAL_ENTRY, INVAL_INODE), which it turns into
+ * fuse_lowlevel_notify_inval_*(). They are separate threads so that a
+ * notification waiting on a kernel lock held by a request in progress
+ * never stops the replies, or the recall, that request needs.
+ *
+ * When the connection is lost (the coordinator restarted or moved), the
+ * reader reconnects, reopens the client's open files, and sends again
+ * every request still without a reply, under the new epoch; callers just
+ * wait. A caller gives up with -EIO only when no coordinator answered for
+ * the reconnect timeout. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +31,19 @@ struct client_conn_params {
 	const char *keyfile;
 	uint32_t node_id;
 	uint8_t volume_uuid[CSV_WIRE_UUID_SIZE];
+	unsigned reconnect_timeout_s;  /* how long a request waits for a coordinator */
+};
+
+/* What the connection asks of the filesystem side. */
+struct client_conn_hooks {
+	/* Forget the cached attributes of ino and, with layout, its
+	 * cached layout after the I/O using it (INVAL_INODE of data, or a
+	 * LAYOUT_RECALL). */
+	void (*invalidate)(void *ud, uint64_t ino, bool layout);
+	/* Call fn once for every open handle of the client (reclaimed on a
+	 * new connection). */
+	void (*foreach_open)(void *ud, void (*fn)(void *fud, uint64_t ino), void *fud);
+	void *ud;
 };
 
 /* Connects and handshakes (blocking, bounded). err receives the reason. */
@@ -29,15 +51,21 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 		     struct csv_wire_welcome *ret_welcome, char *err, size_t errlen);
 /* Starts the reader and callback threads (after fuse_daemonize()); se is
  * where invalidations go. */
-int client_conn_start(struct client_conn *cc, struct fuse_session *se);
+int client_conn_start(struct client_conn *cc, struct fuse_session *se, const struct client_conn_hooks *hooks);
 void client_conn_close(struct client_conn *cc);
 
-/* The request id and epoch to encode a request with. */
+/* The request id and epoch to encode a request with (the epoch is set
+ * again when the request is sent). */
 uint64_t client_conn_next_id(struct client_conn *cc);
 uint64_t client_conn_epoch(struct client_conn *cc);
+/* Changes at each new connection; layouts of another generation are void. */
+uint64_t client_conn_generation(struct client_conn *cc);
 
 /* Sends the encoded request f (taken over) and waits for its reply.
- * Returns the reply's status (0 or -errno), or -EIO when the connection
- * failed. On status 0 with ret_buf, *ret_buf (malloc'd) and *ret_len hold
- * the whole reply frame. */
-int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t **ret_buf, size_t *ret_len);
+ * Returns the reply's status (0 or -errno), or -EIO when no coordinator
+ * answered in time. On status 0 with ret_buf, *ret_buf (malloc'd) and
+ * *ret_len hold the whole reply frame. *ret_resent (when not NULL) says
+ * whether the request was sent again on a new connection: a coordinator
+ * that restarted may have applied it already without remembering it. */
+int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t **ret_buf, size_t *ret_len,
+		     bool *ret_resent);

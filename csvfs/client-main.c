@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "blockdev.h"
+#include "client-attrs.h"
 #include "client-conn.h"
+#include "client-files.h"
 #include "client-ops.h"
 #include "config.h"
 #include "volume.h"
@@ -18,6 +20,8 @@ struct options {
 	char *coordinator;
 	char *keyfile;
 	unsigned node;
+	double attr_timeout;
+	unsigned reconnect_timeout;
 	char *lun;
 	int nonopts;
 };
@@ -27,6 +31,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("coordinator=%s", coordinator),
 	OPT("keyfile=%s", keyfile),
 	OPT("node=%u", node),
+	OPT("attr_timeout=%lf", attr_timeout),
+	OPT("reconnect_timeout=%u", reconnect_timeout),
 	FUSE_OPT_END
 };
 
@@ -50,6 +56,10 @@ static void usage(const char *prog)
 	       "    -o coordinator=HOST:PORT  the coordinator of the volume\n"
 	       "    -o keyfile=FILE           the cluster key file (mode 0600)\n"
 	       "    -o node=N                 this node's id (default 1)\n"
+	       "    -o attr_timeout=S         seconds the kernel caches attributes and names\n"
+	       "                              (default 1; changes on other nodes drop them at once)\n"
+	       "    -o reconnect_timeout=S    seconds an operation waits for a coordinator\n"
+	       "                              after the connection is lost (default 120)\n"
 	       "\n",
 	       prog);
 }
@@ -57,7 +67,7 @@ static void usage(const char *prog)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .node = 1 };
+	struct options o = { .node = 1, .attr_timeout = 1.0, .reconnect_timeout = 120 };
 	struct fuse_cmdline_opts co = { 0 };
 	struct csvfs_client cl = { 0 };
 	struct client_conn_params cp = { 0 };
@@ -110,6 +120,14 @@ int main(int argc, char **argv)
 	cp.port = colon + 1;
 	cp.keyfile = o.keyfile;
 	cp.node_id = o.node;
+	cp.reconnect_timeout_s = o.reconnect_timeout;
+	if (o.attr_timeout < 0 || o.attr_timeout > 3600) {
+		fprintf(stderr, "csvfs: attr_timeout=%g: expected 0 to 3600 seconds\n", o.attr_timeout);
+		goto out;
+	}
+	cl.attr_timeout = o.attr_timeout;
+	if (client_files_new(&cl.files) < 0 || client_attrs_new(o.attr_timeout, &cl.attrs) < 0)
+		goto out;
 
 	/* The volume's identity, from its header. */
 	struct csv_volume *v;
@@ -153,7 +171,9 @@ int main(int argc, char **argv)
 		goto out_signals;
 	fuse_daemonize(co.foreground);
 	/* Threads after the fork of fuse_daemonize(). */
-	r = client_conn_start(cl.cc, se);
+	struct client_conn_hooks hooks = { .invalidate = csvfs_invalidate, .foreach_open = csvfs_foreach_open,
+					   .ud = &cl };
+	r = client_conn_start(cl.cc, se, &hooks);
 	if (r < 0) {
 		fprintf(stderr, "csvfs: cannot start the connection threads: %s\n", strerror(-r));
 		goto out_unmount;
@@ -182,6 +202,8 @@ out:
 	if (lc)
 		fuse_loop_cfg_destroy(lc);
 	client_conn_close(cl.cc);
+	client_files_free(cl.files);
+	client_attrs_free(cl.attrs);
 	if (cl.bd)
 		blockdev_close(cl.bd);
 	free(co.mountpoint);

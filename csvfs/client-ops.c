@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +12,11 @@
 #include <time.h>
 
 #include "blockdev.h"
+#include "client-attrs.h"
 #include "client-conn.h"
+#include "client-files.h"
 #include "client-ops.h"
+#include "util.h"
 #include "wire.h"
 
 static struct csvfs_client *CL(fuse_req_t req)
@@ -66,9 +72,11 @@ static void attr_to_stat(struct csvfs_client *cl, const struct csv_wire_attr *a,
 	ns_to_ts(a->ctime_ns, &st->st_ctim);
 }
 
-/* Sends f; decodes an attr reply of type into *a. */
-static int call_attr(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, uint16_t type,
-		     struct csv_wire_attr *a)
+/* Sends f (encoded with status enc); decodes an attr reply of type into
+ * *a. *resent (when not NULL) says whether it went to a new coordinator
+ * connection again (see client_conn_call()). */
+static int call_attr_r(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, uint16_t type,
+		       struct csv_wire_attr *a, bool *resent)
 {
 	uint8_t *buf;
 	size_t len;
@@ -76,21 +84,38 @@ static int call_attr(struct csvfs_client *cl, struct csv_wire_frame *f, int enc,
 		csv_wire_frame_done(f);
 		return enc;
 	}
-	int r = client_conn_call(cl->cc, f, &buf, &len);
+	uint64_t gen = client_conn_generation(cl->cc);
+	int r = client_conn_call(cl->cc, f, &buf, &len, resent);
 	if (r < 0)
 		return r;
 	r = csv_wire_attr_reply_decode(buf, len, type, NULL, a);
 	free(buf);
-	return r < 0 ? -EIO : 0;
+	if (r < 0)
+		return -EIO;
+	/* Attributes received on the connection the request started on:
+	 * invalidations sent meanwhile on another one were lost. */
+	client_attrs_put(cl->attrs, gen, a);
+	return 0;
 }
 
-static int call_empty(struct csvfs_client *cl, struct csv_wire_frame *f, int enc)
+static int call_attr(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, uint16_t type,
+		     struct csv_wire_attr *a)
+{
+	return call_attr_r(cl, f, enc, type, a, NULL);
+}
+
+static int call_empty_r(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, bool *resent)
 {
 	if (enc < 0) {
 		csv_wire_frame_done(f);
 		return enc;
 	}
-	return client_conn_call(cl->cc, f, NULL, NULL);
+	return client_conn_call(cl->cc, f, NULL, NULL, resent);
+}
+
+static int call_empty(struct csvfs_client *cl, struct csv_wire_frame *f, int enc)
+{
+	return call_empty_r(cl, f, enc, NULL);
 }
 
 static int call_buf(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, uint8_t **buf, size_t *len)
@@ -99,7 +124,7 @@ static int call_buf(struct csvfs_client *cl, struct csv_wire_frame *f, int enc, 
 		csv_wire_frame_done(f);
 		return enc;
 	}
-	return client_conn_call(cl->cc, f, buf, len);
+	return client_conn_call(cl->cc, f, buf, len, NULL);
 }
 
 static void reply_entry(fuse_req_t req, int r, const struct csv_wire_attr *a)
@@ -112,8 +137,8 @@ static void reply_entry(fuse_req_t req, int r, const struct csv_wire_attr *a)
 	struct fuse_entry_param e = { 0 };
 	e.ino = fino(cl, a->ino);
 	e.generation = 0;
-	e.attr_timeout = 0;
-	e.entry_timeout = 0;
+	e.attr_timeout = cl->attr_timeout;
+	e.entry_timeout = cl->attr_timeout;
 	attr_to_stat(cl, a, &e.attr);
 	fuse_reply_entry(req, &e);
 }
@@ -126,11 +151,13 @@ static void reply_attr(fuse_req_t req, int r, const struct csv_wire_attr *a)
 	}
 	struct stat st;
 	attr_to_stat(CL(req), a, &st);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, CL(req)->attr_timeout);
 }
 
 static int getattr_ino(struct csvfs_client *cl, uint64_t ino, struct csv_wire_attr *a)
 {
+	if (client_attrs_get(cl->attrs, client_conn_generation(cl->cc), ino, a))
+		return 0;
 	struct csv_wire_frame f = { 0 };
 	struct csv_wire_ino_req m = { .ino = ino };
 	return call_attr(cl, &f, csv_wire_getattr_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_GETATTR, a);
@@ -148,7 +175,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = call_attr(cl, &f, csv_wire_lookup_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LOOKUP, &a);
 	if (r == -ENOENT) {
-		/* A negative entry, not cached (timeout 0). */
+		/* A negative entry, not cached (timeout 0): a create on
+		 * another node sends no invalidation for a name never seen. */
 		struct fuse_entry_param e = { 0 };
 		fuse_reply_entry(req, &e);
 		return;
@@ -209,6 +237,27 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 	reply_attr(req, r, &a);
 }
 
+static int lookup_ino(struct csvfs_client *cl, uint64_t parent, const char *name, struct csv_wire_attr *a)
+{
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_entry_req m = { .parent = parent };
+	int r = csv_wire_name_set(&m.name, name);
+	if (r == 0)
+		r = call_attr(cl, &f, csv_wire_lookup_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LOOKUP, a);
+	return r;
+}
+
+/* A create sent again to a coordinator that restarted may have been
+ * applied before: its -EEXIST then means success, and the entry is what
+ * the name holds now. */
+static int created_again(struct csvfs_client *cl, int r, bool resent, uint64_t parent, const char *name,
+			 struct csv_wire_attr *a)
+{
+	if (r != -EEXIST || !resent)
+		return r;
+	return lookup_ino(cl, parent, name, a) == 0 ? 0 : r;
+}
+
 static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
 		    struct csv_wire_attr *a)
 {
@@ -217,10 +266,13 @@ static int do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	struct csv_wire_frame f = { 0 };
 	struct csv_wire_mknod m = { .parent = wino(cl, parent), .mode = mode, .rdev = (uint32_t)rdev,
 				    .uid = ctx->uid, .gid = ctx->gid };
+	bool resent = false;
 	int r = csv_wire_name_set(&m.name, name);
 	if (r < 0)
 		return r;
-	return call_attr(cl, &f, csv_wire_mknod_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_MKNOD, a);
+	r = call_attr_r(cl, &f, csv_wire_mknod_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_MKNOD, a, &resent);
+	client_attrs_forget(cl->attrs, m.parent);
+	return created_again(cl, r, resent, m.parent, name, a);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -238,10 +290,12 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct csv_wire_mkdir m = { .parent = wino(cl, parent), .mode = mode & 07777, .uid = ctx->uid,
 				    .gid = ctx->gid };
 	struct csv_wire_attr a;
+	bool resent = false;
 	int r = csv_wire_name_set(&m.name, name);
 	if (r == 0)
-		r = call_attr(cl, &f, csv_wire_mkdir_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_MKDIR, &a);
-	reply_entry(req, r, &a);
+		r = call_attr_r(cl, &f, csv_wire_mkdir_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_MKDIR, &a, &resent);
+	client_attrs_forget(cl->attrs, m.parent);
+	reply_entry(req, created_again(cl, r, resent, m.parent, name, &a), &a);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -254,9 +308,12 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 				      .uid = ctx->uid, .gid = ctx->gid };
 	struct csv_wire_attr a;
 	int r = tl > CSV_WIRE_SYMLINK_MAX ? -ENAMETOOLONG : csv_wire_name_set(&m.name, name);
+	bool resent = false;
 	if (r == 0)
-		r = call_attr(cl, &f, csv_wire_symlink_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_SYMLINK, &a);
-	reply_entry(req, r, &a);
+		r = call_attr_r(cl, &f, csv_wire_symlink_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_SYMLINK, &a,
+				&resent);
+	client_attrs_forget(cl->attrs, m.parent);
+	reply_entry(req, created_again(cl, r, resent, m.parent, name, &a), &a);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -295,10 +352,16 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
 	struct csvfs_client *cl = CL(req);
 	struct csv_wire_frame f = { 0 };
 	struct csv_wire_entry_req m = { .parent = wino(cl, parent) };
+	bool resent = false;
 	int r = csv_wire_name_set(&m.name, name);
 	if (r == 0)
-		r = call_empty(cl, &f, dir ? csv_wire_rmdir_encode(&f, ID(cl), EP(cl), &m)
-					   : csv_wire_unlink_encode(&f, ID(cl), EP(cl), &m));
+		r = call_empty_r(cl, &f, dir ? csv_wire_rmdir_encode(&f, ID(cl), EP(cl), &m)
+					     : csv_wire_unlink_encode(&f, ID(cl), EP(cl), &m), &resent);
+	/* Sent again to a restarted coordinator: it may have been done. */
+	if (r == -ENOENT && resent)
+		r = 0;
+	/* The parents, and the link count of what lost a name. */
+	client_attrs_forget_all(cl->attrs);
 	fuse_reply_err(req, -r);
 }
 
@@ -327,8 +390,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		r = csv_wire_name_set(&m.name, name);
 	if (r == 0)
 		r = csv_wire_name_set(&m.newname, newname);
+	bool resent = false;
 	if (r == 0)
-		r = call_empty(cl, &f, csv_wire_rename_encode(&f, ID(cl), EP(cl), &m));
+		r = call_empty_r(cl, &f, csv_wire_rename_encode(&f, ID(cl), EP(cl), &m), &resent);
+	/* Sent again to a restarted coordinator: it may have been done. */
+	if (r == -ENOENT && resent)
+		r = 0;
+	/* The parents, and the link count of what lost a name. */
+	client_attrs_forget_all(cl->attrs);
 	fuse_reply_err(req, -r);
 }
 
@@ -338,13 +407,29 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct csv_wire_frame f = { 0 };
 	struct csv_wire_link m = { .ino = wino(cl, ino), .newparent = wino(cl, newparent) };
 	struct csv_wire_attr a;
+	bool resent = false;
 	int r = csv_wire_name_set(&m.newname, newname);
 	if (r == 0)
-		r = call_attr(cl, &f, csv_wire_link_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LINK, &a);
+		r = call_attr_r(cl, &f, csv_wire_link_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LINK, &a, &resent);
+	/* Sent again to a restarted coordinator: done if the name is ours. */
+	if (r == -EEXIST && resent && lookup_ino(cl, m.newparent, newname, &a) == 0 && a.ino == m.ino)
+		r = 0;
+	client_attrs_forget(cl->attrs, m.newparent);
 	reply_entry(req, r, &a);
 }
 
 /* ---- open files ------------------------------------------------------------ */
+
+/* An open handle: fi->fh points to it. */
+struct handle {
+	struct client_file *cf;
+	uint32_t flags;  /* CSV_WIRE_OPEN_*, without TRUNC: RELEASE repeats them */
+};
+
+static struct handle *HANDLE(const struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
 
 static uint32_t open_flags(int flags)
 {
@@ -364,13 +449,33 @@ static int do_open(struct csvfs_client *cl, uint64_t ino, struct fuse_file_info 
 	struct csv_wire_frame f = { 0 };
 	struct csv_wire_open m = { .ino = ino, .flags = open_flags(fi->flags) };
 	struct csv_wire_attr a;
-	int r = call_attr(cl, &f, csv_wire_open_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_OPEN, &a);
-	if (r == 0) {
-		/* RELEASE repeats the flags, without TRUNC. */
-		fi->fh = m.flags & ~(uint32_t)CSV_WIRE_OPEN_TRUNC;
-		fi->keep_cache = 0;
+	bool trunc = m.flags & CSV_WIRE_OPEN_TRUNC;
+	struct handle *h = calloc(1, sizeof(*h));
+	struct client_file *cf = h ? client_files_get(cl->files, ino, true) : NULL;
+	if (!cf) {
+		free(h);
+		return -ENOMEM;
 	}
-	return r;
+	/* O_TRUNC frees clusters: this client's own layout goes first. */
+	if (trunc)
+		client_file_block(cf);
+	int r = call_attr(cl, &f, csv_wire_open_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_OPEN, &a);
+	if (trunc)
+		client_file_unblock(cf);
+	if (r < 0) {
+		client_files_put(cl->files, cf);
+		free(h);
+		return r;
+	}
+	client_files_opened(cl->files, cf);
+	h->cf = cf;
+	h->flags = m.flags & ~(uint32_t)CSV_WIRE_OPEN_TRUNC;
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	/* O_DIRECT (QEMU with cache=none): straight to the LUN, no page cache. */
+	if (fi->flags & O_DIRECT)
+		fi->direct_io = 1;
+	return 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -395,37 +500,68 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	struct fuse_entry_param e = { 0 };
 	e.ino = fino(cl, a.ino);
+	e.attr_timeout = cl->attr_timeout;
+	e.entry_timeout = cl->attr_timeout;
 	attr_to_stat(cl, &a, &e.attr);
 	fuse_reply_create(req, &e, fi);
+}
+
+/* Sends the mtime of overwrites (which needed no commit) to the
+ * coordinator. */
+static int commit_mtime(struct csvfs_client *cl, struct client_file *cf)
+{
+	pthread_mutex_lock(&cf->lock);
+	bool dirty = cf->mtime_dirty;
+	cf->mtime_dirty = false;
+	pthread_mutex_unlock(&cf->lock);
+	if (!dirty)
+		return 0;
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_layout_commit m = { .ino = cf->ino, .mtime_ns = (int64_t)realtime_ns(),
+					    .flags = CSV_WIRE_COMMIT_MTIME };
+	struct csv_wire_attr a;
+	return call_attr(cl, &f, csv_wire_layout_commit_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LAYOUT_COMMIT, &a);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct csvfs_client *cl = CL(req);
+	struct handle *h = HANDLE(fi);
 	struct csv_wire_frame f = { 0 };
-	struct csv_wire_open m = { .ino = wino(cl, ino), .flags = (uint32_t)fi->fh };
-	int r = call_empty(cl, &f, csv_wire_release_encode(&f, ID(cl), EP(cl), &m));
-	fuse_reply_err(req, -r);
+	struct csv_wire_open m = { .ino = h->cf->ino, .flags = h->flags };
+	int r = commit_mtime(cl, h->cf);
+	/* The coordinator forgets this client's layout at its last close:
+	 * drop it before. */
+	client_file_drop(h->cf);
+	int r2 = call_empty(cl, &f, csv_wire_release_encode(&f, ID(cl), EP(cl), &m));
+	client_files_closed(cl->files, h->cf);
+	free(h);
+	fuse_reply_err(req, -(r < 0 ? r : r2));
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* Every write is committed before it is answered. */
-	fuse_reply_err(req, 0);
+	/* Writes that changed the size or allocation were committed before
+	 * they were answered; overwrites leave only their mtime. */
+	fuse_reply_err(req, -commit_mtime(CL(req), HANDLE(fi)->cf));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct csvfs_client *cl = CL(req);
-	struct csv_wire_frame f = { 0 };
-	struct csv_wire_fsync m = { .ino = wino(cl, ino), .flags = datasync ? CSV_WIRE_FSYNC_DATASYNC : 0 };
+	/* Every metadata change was durable when the coordinator answered
+	 * it: the data on the LUN is what remains. */
 	int r = blockdev_flush(cl->bd);
-	if (r == 0)
-		r = call_empty(cl, &f, csv_wire_fsync_encode(&f, ID(cl), EP(cl), &m));
+	if (r == 0 && !datasync)
+		r = commit_mtime(cl, HANDLE(fi)->cf);
 	fuse_reply_err(req, -r);
 }
 
 /* ---- data -------------------------------------------------------------- */
+
+/* Bytes of a read layout asked for beyond a miss, so that one request
+ * serves many reads. */
+#define LAYOUT_READ_WINDOW (256ull << 20)
 
 static int layout_get(struct csvfs_client *cl, uint64_t ino, uint64_t off, uint64_t len, bool write,
 		      struct csv_wire_layout *l)
@@ -444,40 +580,66 @@ static int layout_get(struct csvfs_client *cl, uint64_t ino, uint64_t off, uint6
 	return r < 0 ? -EIO : 0;
 }
 
-/* Reads [off, end) of the file into buf (zeros where there is no written
- * data), for bytes below limit (the valid data length). */
-static int read_range(struct csvfs_client *cl, uint64_t ino, char *buf, uint64_t off, uint64_t end,
-		      uint64_t limit)
+/* Asks the coordinator for the layout of [off, end) and caches it. A
+ * reply with the most extents a reply holds may stop short: it describes
+ * the file up to its last extent only. */
+static int fetch_layout(struct csvfs_client *cl, struct client_file *cf, uint64_t off, uint64_t end, bool write)
 {
-	uint64_t cur = off;
+	uint64_t gen = client_conn_generation(cl->cc), seq = client_file_seq(cf);
+	struct csv_wire_layout l;
+	int r = layout_get(cl, cf->ino, off, end - off, write, &l);
+	if (r < 0)
+		return r;
+	if (l.n_extents >= CSV_WIRE_LAYOUT_EXTENTS_MAX) {
+		const struct csv_wire_extent *last = &l.extents[l.n_extents - 1];
+		end = last->file_offset + last->length;
+	}
+	client_file_merge(cf, gen, seq, off, end, &l);
+	csv_wire_layout_free(&l);
+	return 0;
+}
+
+/* A view of the cached layout over [off, end), asking the coordinator
+ * for what is missing: a read layout of a window first, then, for a
+ * write into holes, a write layout of them (which allocates). */
+static int get_view(struct csvfs_client *cl, struct client_file *cf, uint64_t off, uint64_t end, bool write,
+		    struct layout_view *v)
+{
+	for (;;) {
+		uint64_t from;
+		int r = client_file_view(cf, client_conn_generation(cl->cc), off, end, write, v, &from);
+		if (r == 1 || r < 0)
+			return r < 0 ? r : 0;
+		if (r == 2) {
+			r = fetch_layout(cl, cf, from, end, true);
+		} else {
+			uint64_t want = end > from + LAYOUT_READ_WINDOW ? end : from + LAYOUT_READ_WINDOW;
+			if (want < from)  /* past the largest offset */
+				want = UINT64_MAX - 1;
+			r = fetch_layout(cl, cf, from, want, false);
+		}
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Reads [off, end) of the file into buf through a view: zeros for holes,
+ * unwritten extents and bytes at or beyond limit. */
+static int read_view(struct csvfs_client *cl, const struct layout_view *v, char *buf, uint64_t off, uint64_t end,
+		     uint64_t limit)
+{
 	memset(buf, 0, end - off);
 	if (limit < end)
 		end = limit;
-	while (cur < end) {
-		struct csv_wire_layout l;
-		int r = layout_get(cl, ino, cur, end - cur, false, &l);
+	for (uint32_t i = 0; i < v->n; i++) {
+		const struct csv_wire_extent *e = &v->ext[i];
+		uint64_t s = e->file_offset > off ? e->file_offset : off;
+		uint64_t t = e->file_offset + e->length < end ? e->file_offset + e->length : end;
+		if (s >= t || (e->flags & CSV_WIRE_EXTENT_UNWRITTEN))
+			continue;
+		int r = blockdev_pread(cl->bd, buf + (s - off), t - s, e->lun_offset + (s - e->file_offset));
 		if (r < 0)
 			return r;
-		uint64_t last = cur;
-		for (uint32_t i = 0; i < l.n_extents; i++) {
-			const struct csv_wire_extent *e = &l.extents[i];
-			uint64_t s = e->file_offset > cur ? e->file_offset : cur;
-			uint64_t t = e->file_offset + e->length < end ? e->file_offset + e->length : end;
-			if (e->file_offset + e->length > last)
-				last = e->file_offset + e->length;
-			if (s >= t || (e->flags & CSV_WIRE_EXTENT_UNWRITTEN))
-				continue;
-			r = blockdev_pread(cl->bd, buf + (s - off), t - s, e->lun_offset + (s - e->file_offset));
-			if (r < 0) {
-				csv_wire_layout_free(&l);
-				return r;
-			}
-		}
-		uint32_t n = l.n_extents;
-		csv_wire_layout_free(&l);
-		if (n == 0 || last <= cur)
-			break;
-		cur = last;
 	}
 	return 0;
 }
@@ -485,28 +647,29 @@ static int read_range(struct csvfs_client *cl, uint64_t ino, char *buf, uint64_t
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct csvfs_client *cl = CL(req);
-	uint64_t w = wino(cl, ino);
-	struct csv_wire_attr a;
-	int r = getattr_ino(cl, w, &a);
+	struct client_file *cf = HANDLE(fi)->cf;
+	struct layout_view v;
+	uint64_t start = (uint64_t)off, end = start + size;
+	int r = size ? get_view(cl, cf, start, end, false, &v) : 0;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	if ((uint64_t)off >= a.size || size == 0) {
+	if (size == 0 || start >= v.size) {
+		if (size)
+			client_file_io_done(cf, &v);
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	uint64_t end = (uint64_t)off + size < a.size ? (uint64_t)off + size : a.size;
-	char *buf = malloc(end - (uint64_t)off);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	r = read_range(cl, w, buf, (uint64_t)off, end, a.valid_data_length);
+	if (end > v.size)
+		end = v.size;
+	char *buf = malloc(end - start);
+	r = buf ? read_view(cl, &v, buf, start, end, v.vdl) : -ENOMEM;
+	client_file_io_done(cf, &v);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_buf(req, buf, end - (uint64_t)off);
+		fuse_reply_buf(req, buf, end - start);
 	free(buf);
 }
 
@@ -533,135 +696,130 @@ static int ranges_add(struct ranges *rs, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Zeroes the written clusters of [from, to): bytes past the valid data
- * length that a write beyond it would otherwise expose. */
-static int zero_written(struct csvfs_client *cl, uint64_t ino, uint64_t from, uint64_t to)
+/* Writes zeros over the written clusters of [from, to): bytes past the
+ * valid data length that a write beyond it would otherwise expose. */
+static int zero_written(struct csvfs_client *cl, struct client_file *cf, uint64_t from, uint64_t to)
 {
-	uint64_t cur = from;
-	while (cur < to) {
-		struct csv_wire_layout l;
-		int r = layout_get(cl, ino, cur, to - cur, false, &l);
-		if (r < 0)
-			return r;
-		uint64_t last = cur;
-		for (uint32_t i = 0; i < l.n_extents && r == 0; i++) {
-			const struct csv_wire_extent *e = &l.extents[i];
-			uint64_t s = e->file_offset > cur ? e->file_offset : cur;
-			uint64_t t = e->file_offset + e->length < to ? e->file_offset + e->length : to;
-			if (e->file_offset + e->length > last)
-				last = e->file_offset + e->length;
-			if (s >= t || (e->flags & CSV_WIRE_EXTENT_UNWRITTEN))
-				continue;
-			while (s < t && r == 0) {
-				static const char zeros[65536];
-				uint64_t n = t - s < sizeof(zeros) ? t - s : sizeof(zeros);
-				r = blockdev_pwrite(cl->bd, zeros, n, e->lun_offset + (s - e->file_offset));
-				s += n;
-			}
+	static const char zeros[65536];
+	struct layout_view v;
+	int r = get_view(cl, cf, from, to, false, &v);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; r == 0 && i < v.n; i++) {
+		const struct csv_wire_extent *e = &v.ext[i];
+		uint64_t s = e->file_offset > from ? e->file_offset : from;
+		uint64_t t = e->file_offset + e->length < to ? e->file_offset + e->length : to;
+		if (e->flags & CSV_WIRE_EXTENT_UNWRITTEN)
+			continue;
+		while (s < t && r == 0) {
+			uint64_t n = t - s < sizeof(zeros) ? t - s : sizeof(zeros);
+			r = blockdev_pwrite(cl->bd, zeros, n, e->lun_offset + (s - e->file_offset));
+			s += n;
 		}
-		uint32_t n = l.n_extents;
-		csv_wire_layout_free(&l);
-		if (r < 0)
-			return r;
-		if (n == 0 || last <= cur)
-			break;
-		cur = last;
 	}
-	return 0;
+	client_file_io_done(cf, &v);
+	return r;
 }
 
-static int do_write(struct csvfs_client *cl, uint64_t ino, const char *data, uint64_t off, uint64_t len)
+/* Writes the bytes through a view that maps [off, off + len): straight
+ * into written extents, and as whole clusters (zeros around the bytes)
+ * into unwritten ones, whose ranges go into rs for the commit. */
+static int write_view(struct csvfs_client *cl, const struct layout_view *v, const char *data, uint64_t off,
+		      uint64_t len, struct ranges *rs)
 {
-	uint64_t cs = cl->cluster_size, end = off + len, cur = off;
-	uint64_t size = 0, vdl = 0, generation = 0;
-	struct ranges rs = { 0 };
+	uint64_t cs = cl->cluster_size, end = off + len;
 	char *cbuf = NULL;
-	bool first = true;
 	int r = 0;
-
-	while (cur < end && r == 0) {
-		struct csv_wire_layout l;
-		r = layout_get(cl, ino, cur, end - cur, true, &l);
-		if (r < 0)
-			break;
-		if (first) {
-			size = l.size;
-			vdl = l.valid_data_length;
-			generation = l.generation;
-			first = false;
-			/* Written data past the valid data length reads as
-			 * zeros: keep it so once the length grows over it. */
-			if (vdl < off)
-				r = zero_written(cl, ino, vdl, off);
+	for (uint32_t i = 0; i < v->n && r == 0; i++) {
+		const struct csv_wire_extent *e = &v->ext[i];
+		uint64_t eend = e->file_offset + e->length;
+		uint64_t s = e->file_offset > off ? e->file_offset : off;
+		uint64_t t = eend < end ? eend : end;
+		if (s >= t)
+			continue;
+		if (!(e->flags & CSV_WIRE_EXTENT_UNWRITTEN)) {
+			r = blockdev_pwrite(cl->bd, data + (s - off), t - s, e->lun_offset + (s - e->file_offset));
+			continue;
 		}
-		uint64_t last = cur;
-		for (uint32_t i = 0; i < l.n_extents && r == 0; i++) {
-			const struct csv_wire_extent *e = &l.extents[i];
-			uint64_t eend = e->file_offset + e->length;
-			uint64_t s = e->file_offset > cur ? e->file_offset : cur;
-			uint64_t t = eend < end ? eend : end;
-			if (eend > last)
-				last = eend;
-			if (s >= t)
-				continue;
-			if (!(e->flags & CSV_WIRE_EXTENT_UNWRITTEN)) {
-				r = blockdev_pwrite(cl->bd, data + (s - off), t - s, e->lun_offset + (s - e->file_offset));
+		uint64_t c0 = s / cs * cs, c1 = (t + cs - 1) / cs * cs;
+		if (c0 < e->file_offset)
+			c0 = e->file_offset;
+		if (c1 > eend)
+			c1 = eend;
+		for (uint64_t c = c0; c < c1 && r == 0; c += cs) {
+			uint64_t cend = c + cs < c1 ? c + cs : c1;
+			uint64_t ds = c > s ? c : s, dt = cend < t ? cend : t;
+			if (ds == c && dt == cend) {
+				r = blockdev_pwrite(cl->bd, data + (ds - off), cend - c, e->lun_offset + (c - e->file_offset));
 				continue;
 			}
-			/* Unwritten: whole clusters, zeros around the bytes. */
-			uint64_t cs0 = s / cs * cs, ct = (t + cs - 1) / cs * cs;
-			if (cs0 < e->file_offset)
-				cs0 = e->file_offset;
-			if (ct > eend)
-				ct = eend;
 			if (!cbuf && !(cbuf = malloc(cs))) {
 				r = -ENOMEM;
 				break;
 			}
-			for (uint64_t c = cs0; c < ct && r == 0; c += cs) {
-				uint64_t cend = c + cs < ct ? c + cs : ct;
-				uint64_t ds = c > s ? c : s, dt = cend < t ? cend : t;
-				if (ds == c && dt == cend) {
-					r = blockdev_pwrite(cl->bd, data + (ds - off), cend - c,
-							    e->lun_offset + (c - e->file_offset));
-				} else {
-					memset(cbuf, 0, cend - c);
-					memcpy(cbuf + (ds - c), data + (ds - off), dt - ds);
-					r = blockdev_pwrite(cl->bd, cbuf, cend - c, e->lun_offset + (c - e->file_offset));
-				}
-			}
-			if (r == 0)
-				r = ranges_add(&rs, cs0, ct - cs0);
+			memset(cbuf, 0, cend - c);
+			memcpy(cbuf + (ds - c), data + (ds - off), dt - ds);
+			r = blockdev_pwrite(cl->bd, cbuf, cend - c, e->lun_offset + (c - e->file_offset));
 		}
-		uint32_t n = l.n_extents;
-		csv_wire_layout_free(&l);
-		if (r == 0 && (n == 0 || last <= cur)) {
-			/* The coordinator must cover a write range entirely. */
-			r = -EIO;
-			break;
-		}
-		cur = last;
+		if (r == 0)
+			r = ranges_add(rs, c0, c1 - c0);
 	}
 	free(cbuf);
-	if (r == 0)
-		r = blockdev_flush(cl->bd);
-	if (r == 0) {
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
+	return r;
+}
+
+static int do_write(struct csvfs_client *cl, struct client_file *cf, const char *data, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	struct layout_view v;
+	struct ranges rs = { 0 };
+	bool zeroed = false;
+	int r;
+
+	for (;;) {
+		r = get_view(cl, cf, off, end, true, &v);
+		if (r < 0)
+			return r;
+		if (v.vdl >= off || zeroed)
+			break;
+		/* Written data past the valid data length reads as zeros:
+		 * keep it so once the length grows over it. */
+		uint64_t vdl = v.vdl;
+		client_file_io_done(cf, &v);
+		r = zero_written(cl, cf, vdl, off);
+		if (r < 0)
+			return r;
+		zeroed = true;
+	}
+	r = write_view(cl, &v, data, off, len, &rs);
+	uint64_t size = v.size, vdl = v.vdl;
+	client_file_io_done(cf, &v);
+
+	if (r == 0 && (rs.n || end > vdl || end > size)) {
+		/* Clusters that were unwritten become written by the commit:
+		 * their data must be on the LUN before. */
+		if (rs.n)
+			r = blockdev_flush(cl->bd);
 		struct csv_wire_frame f = { 0 };
 		struct csv_wire_layout_commit m = {
-			.ino = ino,
-			.generation = generation,
+			.ino = cf->ino,
 			.size = size > end ? size : end,
 			.valid_data_length = vdl > end ? vdl : end,
-			.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
+			.mtime_ns = (int64_t)realtime_ns(),
 			.flags = CSV_WIRE_COMMIT_SIZE | CSV_WIRE_COMMIT_VDL | CSV_WIRE_COMMIT_MTIME,
 			.n_ranges = rs.n,
 			.ranges = rs.v,
 		};
 		struct csv_wire_attr a;
-		r = call_attr(cl, &f, csv_wire_layout_commit_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_LAYOUT_COMMIT,
-			      &a);
+		if (r == 0)
+			r = call_attr(cl, &f, csv_wire_layout_commit_encode(&f, ID(cl), EP(cl), &m),
+				      CSV_WIRE_LAYOUT_COMMIT, &a);
+		if (r == 0)
+			client_file_committed(cf, rs.v, rs.n, a.size, a.valid_data_length);
+	} else if (r == 0) {
+		pthread_mutex_lock(&cf->lock);
+		cf->mtime_dirty = true;
+		pthread_mutex_unlock(&cf->lock);
 	}
 	free(rs.v);
 	return r;
@@ -675,11 +833,89 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, 0);
 		return;
 	}
-	int r = do_write(cl, wino(cl, ino), buf, (uint64_t)off, size);
+	int r = do_write(cl, HANDLE(fi)->cf, buf, (uint64_t)off, size);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_write(req, size);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	struct csvfs_client *cl = CL(req);
+	struct client_file *cf = HANDLE(fi)->cf;
+	struct csv_wire_frame f = { 0 };
+	struct csv_wire_fallocate m = { .ino = cf->ino, .offset = (uint64_t)offset, .length = (uint64_t)length };
+	struct csv_wire_attr a;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	m.mode = (mode & FALLOC_FL_KEEP_SIZE ? CSV_WIRE_FALLOC_KEEP_SIZE : 0) |
+		 (mode & FALLOC_FL_PUNCH_HOLE ? CSV_WIRE_FALLOC_PUNCH_HOLE : 0) |
+		 (mode & FALLOC_FL_ZERO_RANGE ? CSV_WIRE_FALLOC_ZERO_RANGE : 0);
+	/* The mapping changes (and a punched hole frees clusters): this
+	 * client's layout goes first. */
+	client_file_block(cf);
+	int r = call_attr(cl, &f, csv_wire_fallocate_encode(&f, ID(cl), EP(cl), &m), CSV_WIRE_FALLOCATE, &a);
+	client_file_unblock(cf);
+	fuse_reply_err(req, -r);
+}
+
+/* SEEK_DATA and SEEK_HOLE: unwritten extents and bytes beyond the valid
+ * data length read as zeros, and count as holes. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct csvfs_client *cl = CL(req);
+	uint64_t ino_w = HANDLE(fi)->cf->ino, pos = (uint64_t)off, cur = pos;
+	const uint64_t span = 1ull << 62;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	for (;;) {
+		struct csv_wire_layout l;
+		int r = layout_get(cl, ino_w, cur, span, false, &l);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+		uint64_t size = l.size, last = cur;
+		bool found = false;
+		if (pos >= size) {
+			csv_wire_layout_free(&l);
+			fuse_reply_err(req, ENXIO);
+			return;
+		}
+		for (uint32_t i = 0; i < l.n_extents && !found; i++) {
+			const struct csv_wire_extent *e = &l.extents[i];
+			uint64_t eend = e->file_offset + e->length;
+			last = eend;
+			if (e->flags & CSV_WIRE_EXTENT_UNWRITTEN || eend <= pos)
+				continue;
+			if (whence == SEEK_DATA) {
+				pos = e->file_offset > pos ? e->file_offset : pos;
+				found = true;
+			} else if (e->file_offset > pos) {
+				found = true;  /* the hole before this extent */
+			} else {
+				pos = eend;
+			}
+		}
+		bool more = l.n_extents >= CSV_WIRE_LAYOUT_EXTENTS_MAX;
+		csv_wire_layout_free(&l);
+		if (!found && more && last > cur) {
+			cur = last;
+			continue;
+		}
+		if (whence == SEEK_DATA && (!found || pos >= size)) {
+			fuse_reply_err(req, ENXIO);
+			return;
+		}
+		fuse_reply_lseek(req, (off_t)(pos < size ? pos : size));
+		return;
+	}
 }
 
 /* ---- directories --------------------------------------------------------- */
@@ -843,9 +1079,30 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Caching is off for now: no writeback cache, no readdirplus. */
+	/* No writeback cache: a write is on the LUN (and committed where it
+	 * must be) when it is answered. No readdirplus. */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+	/* Large requests, as the LUN likes them. */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+}
+
+void csvfs_invalidate(void *ud, uint64_t ino, bool layout)
+{
+	struct csvfs_client *cl = ud;
+	client_attrs_forget(cl->attrs, ino);
+	struct client_file *cf = layout ? client_files_get(cl->files, ino, false) : NULL;
+	if (cf) {
+		client_file_drop(cf);
+		client_files_put(cl->files, cf);
+	}
+}
+
+void csvfs_foreach_open(void *ud, void (*fn)(void *fud, uint64_t ino), void *fud)
+{
+	struct csvfs_client *cl = ud;
+	client_files_foreach_handle(cl->files, fn, fud);
 }
 
 const struct fuse_lowlevel_ops csvfs_ops = {
@@ -867,6 +1124,8 @@ const struct fuse_lowlevel_ops csvfs_ops = {
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.releasedir = op_releasedir,

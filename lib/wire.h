@@ -493,6 +493,10 @@ struct csv_wire_d_extent {
 };                           /* 0x20 */
 static_assert(sizeof(struct csv_wire_d_extent) == 0x20, "extent size");
 
+/* The most extents one LAYOUT_GET reply carries; a reply with that many
+ * may stop short of the range asked for (ask again from its end). */
+#define CSV_WIRE_LAYOUT_EXTENTS_MAX 1024
+
 /* LAYOUT_GET reply. */
 struct csv_wire_d_layout {
 	le64 generation;     /* 0x00 names this layout in COMMIT, RETURN, RECALL */
