@@ -119,7 +119,7 @@ static int do_create(struct conn *c, const struct csv_wire_msghdr *h, uint64_t p
 		     uint32_t mode, uint32_t uid, uint32_t gid, uint32_t rdev, const char *target,
 		     struct csv_wire_frame *f)
 {
-	uint64_t recno, ref;
+	uint64_t recno = 0, ref = 0;
 	int r = load(c, parent, recbuf);
 	if (r == 0 && !S_ISDIR(rec_mode(recbuf)))
 		r = -ENOTDIR;

@@ -383,7 +383,9 @@ static void schedule_resume(struct server *s, struct inode_state *st)
 	struct resume_job *job = malloc(sizeof(*job));
 	if (job) {
 		*job = (struct resume_job){ .s = s, .ref = st->ref };
-		if (qb_loop_job_add(s->loop, QB_LOOP_MED, job, resume) == 0)
+		qb_loop_timer_handle t;
+		/* A timer of 0 ns: a loop job would wait for a poll of 50 ms. */
+		if (qb_loop_timer_add(s->loop, QB_LOOP_MED, 0, job, resume, &t) == 0)
 			return;
 		free(job);
 	}

@@ -169,6 +169,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("volume %s: cannot open the metadata: %s", s.volname, err[0] ? err : strerror(-r));
 	s.fs = fs;
+	/* The server flushes the journal once per batch of requests. */
+	s.j = j;
+	journal_set_deferred_flush(j, true);
 	{
 		/* No client holds a file open yet: files unlinked while open
 		 * before the last stop are freed now. */

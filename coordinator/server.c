@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "inodes.h"
+#include "journal.h"
 #include "server.h"
 #include "volume.h"
 
@@ -32,6 +33,13 @@ struct reply_cache {
 };
 
 static int32_t conn_event(int32_t fd, int32_t revents, void *data);
+
+/* A reply held until the journal flush that makes its change durable. */
+struct held_reply {
+	struct conn *c;
+	struct csv_wire_frame f;
+	struct held_reply *next;
+};
 
 /* ---- reply cache ---------------------------------------------------------- */
 
@@ -91,6 +99,81 @@ static void caches_free(struct server *s)
 	}
 }
 
+/* ---- group commit ---------------------------------------------------------- */
+
+/* Flushes the journal once for every change made since the last flush,
+ * then sends the replies that waited for it. Runs from a timer of 0 ns,
+ * after the loop has served every connection that was ready (a loop job
+ * would wait for a poll of 50 ms first). */
+static void sync_and_reply(void *data)
+{
+	struct server *s = data;
+	s->sync_scheduled = false;
+	int r = journal_sync(s->j);
+	struct held_reply *h = s->held;
+	s->held = s->held_tail = NULL;
+	if (r < 0) {
+		/* Nothing answered since the last flush may be durable: stop
+		 * without answering; the next coordinator replays the journal. */
+		vlog(s, LOG_CRIT, "the journal flush failed: %s; stopping without answering", strerror(-r));
+		qb_loop_stop(s->loop);
+	}
+	while (h) {
+		struct held_reply *next = h->next;
+		if (r == 0)
+			server_send(h->c, &h->f);
+		else
+			csv_wire_frame_done(&h->f);
+		free(h);
+		h = next;
+	}
+}
+
+/* Sends a reply once the changes made so far are durable. */
+static void reply_when_durable(struct conn *c, struct csv_wire_frame *f)
+{
+	struct server *s = c->s;
+	struct held_reply *h = calloc(1, sizeof(*h));
+	if (!h || (!s->sync_scheduled && qb_loop_timer_add(s->loop, QB_LOOP_HIGH, 0, s, sync_and_reply, &s->sync_timer) < 0)) {
+		free(h);
+		/* No memory to wait: flush now. */
+		if (journal_sync(s->j) < 0) {
+			csv_wire_frame_done(f);
+			server_kill(c, "the journal flush failed");
+			return;
+		}
+		server_send(c, f);
+		return;
+	}
+	s->sync_scheduled = true;
+	h->c = c;
+	h->f = *f;
+	*f = (struct csv_wire_frame){ 0 };
+	if (s->held_tail)
+		s->held_tail->next = h;
+	else
+		s->held = h;
+	s->held_tail = h;
+}
+
+/* Drops the held replies to c (closing). */
+static void held_drop(struct server *s, struct conn *c)
+{
+	struct held_reply **pp = &s->held;
+	s->held_tail = NULL;
+	while (*pp) {
+		struct held_reply *h = *pp;
+		if (h->c == c) {
+			*pp = h->next;
+			csv_wire_frame_done(&h->f);
+			free(h);
+		} else {
+			s->held_tail = h;
+			pp = &h->next;
+		}
+	}
+}
+
 /* ---- connections ---------------------------------------------------------- */
 
 static void conn_close(struct conn *c, int prio, const char *reason)
@@ -99,6 +182,7 @@ static void conn_close(struct conn *c, int prio, const char *reason)
 	connlog(c, prio, "connection closed: %s", reason);
 	if (c->authed)
 		inodes_conn_closed(s, c);
+	held_drop(s, c);
 	qb_loop_poll_del(s->loop, csv_wire_conn_fd(c->wc));
 	if (c->hs_timer_armed)
 		qb_loop_timer_del(s->loop, c->hs_timer);
@@ -183,7 +267,7 @@ static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const 
 	if (r == DISPATCH_PARKED)
 		return 0;  /* answered when the recall it waits for is over */
 	cache_store(s, c->node, h->req_id, &reply);
-	server_send(c, &reply);
+	reply_when_durable(c, &reply);
 	return 0;
 }
 

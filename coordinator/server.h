@@ -14,6 +14,8 @@
 #include "wire.h"
 
 struct csv_fs;
+struct csv_journal;
+struct held_reply;
 struct csv_volume;
 struct reply_cache;
 struct inodes;
@@ -41,6 +43,10 @@ struct server {
 	qb_loop_t *loop;
 	struct csv_volume *v;
 	struct csv_fs *fs;
+	struct csv_journal *j;        /* commits flushed in batches by the server */
+	struct held_reply *held, *held_tail; /* replies waiting for that flush */
+	bool sync_scheduled;
+	qb_loop_timer_handle sync_timer;
 	struct csv_wire_key key;
 	uint32_t node_id;
 	uint64_t epoch;

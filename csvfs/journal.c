@@ -191,6 +191,9 @@ struct csv_journal {
 	struct jrec *recs;
 	size_t nrecs, caprecs;
 
+	bool defer_flush;         /* commits leave the flush to journal_sync() */
+	bool unflushed;           /* log written since the last flush */
+
 	uint8_t *iobuf;           /* JOURNAL_IO_BLOCKS blocks, the busy thread's */
 	int64_t fail_after;       /* test hook; < 0 disarmed */
 };
@@ -669,6 +672,13 @@ static int checkpoint_io(struct csv_journal *j, uint64_t skip)
 
 	if (j->used_blocks == 0 && skip == 0)
 		return 0;
+	/* Nothing goes home before its transaction is durable in the log. */
+	if (j->unflushed) {
+		r = jio_flush(j);
+		if (r < 0)
+			return r;
+		j->unflushed = false;
+	}
 	if (j->npend > 0) {
 		_cleanup_free_ struct jimage **order = malloc(j->npend * sizeof(*order));
 		if (!order)
@@ -1046,9 +1056,13 @@ static int write_batch(struct csv_journal *j, struct csv_txn **batchp)
 		r = lw_drain(j, &lw);
 		if (r < 0)
 			return r;
-		r = jio_flush(j);
-		if (r < 0)
-			return r;
+		if (j->defer_flush) {
+			j->unflushed = true;
+		} else {
+			r = jio_flush(j);
+			if (r < 0)
+				return r;
+		}
 		uint64_t took = clock_ns(CLOCK_MONOTONIC) - start;
 
 		pthread_mutex_lock(&j->lock);
@@ -1164,6 +1178,34 @@ int journal_txn_commit(struct csv_txn *t)
 	r = t->result;
 	pthread_mutex_unlock(&j->lock);
 	txn_free(t);
+	return r;
+}
+
+void journal_set_deferred_flush(struct csv_journal *j, bool on)
+{
+	pthread_mutex_lock(&j->lock);
+	j->defer_flush = on;
+	pthread_mutex_unlock(&j->lock);
+}
+
+int journal_sync(struct csv_journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	int r = acquire_locked(j);
+	if (r < 0) {
+		pthread_mutex_unlock(&j->lock);
+		return r;
+	}
+	bool need = j->unflushed;
+	pthread_mutex_unlock(&j->lock);
+	r = need ? jio_flush(j) : 0;
+	pthread_mutex_lock(&j->lock);
+	if (r < 0)
+		set_error_locked(j, r);
+	else
+		j->unflushed = false;
+	release_locked(j);
+	pthread_mutex_unlock(&j->lock);
 	return r;
 }
 

@@ -127,8 +127,17 @@ uint64_t journal_txn_lsn(const struct csv_txn *t);
 /* Seals buf (nblocks 1..16 blocks) with meta_seal(magic, blocknr, uuid, the txn's LSN) and copies it into the transaction; adding the same blocknr again replaces the image. -EINVAL for a bad size or a home outside the volume or inside the journal. */
 int journal_txn_add(struct csv_txn *t, uint64_t blocknr, uint32_t nblocks, uint32_t magic, void *buf);
 
-/* Writes the transaction to the log after every older LSN, with one flush shared by concurrent committers; durable on return (0); -E2BIG when it is larger than the log. Frees t in every case. */
+/* Writes the transaction to the log after every older LSN, with one flush shared by concurrent committers; durable on return (0), or with deferred flush after the next journal_sync(); -E2BIG when it is larger than the log. Frees t in every case. */
 int journal_txn_commit(struct csv_txn *t);
+
+/* With on, journal_txn_commit() writes the log but leaves the flush to
+ * journal_sync(): a committed transaction is durable only after the next
+ * sync (a single-threaded server answers the requests of a whole batch
+ * after one flush). A checkpoint flushes the log before it writes home. */
+void journal_set_deferred_flush(struct csv_journal *j, bool on);
+/* Flushes the log written since the last flush: every transaction
+ * committed before is durable on return (0). */
+int journal_sync(struct csv_journal *j);
 
 /* Drops an open transaction; its LSN leaves no gap in the log. Frees t. */
 void journal_txn_abort(struct csv_txn *t);

@@ -1570,6 +1570,64 @@ START_TEST(test_group_crash)
 }
 END_TEST
 
+/* With deferred flush a commit is durable only after journal_sync(): a
+ * power cut before it loses the batch whole (nothing torn), one after it
+ * loses nothing; a checkpoint flushes the log before writing home. */
+START_TEST(test_deferred_flush)
+{
+	struct fx f;
+	struct journal_info in;
+	fx_init(&f, 64 * MIB, 0);
+	uint8_t b1[BS], b2[BS], b3[BS];
+	journal_set_deferred_flush(f.j, true);
+
+	/* The first transaction after open moves the LSNs on (a flush). */
+	commit_one(&f, f.home + 3, 1, 20, b3);
+	ck_assert_int_eq(journal_sync(f.j), 0);
+
+	/* Committed, not synced, cut: gone, and the journal is consistent. */
+	uint64_t txns, blocks, flushes = blockdev_flush_count(f.bd);
+	commit_one(&f, f.home, 1, 21, b1);
+	commit_one(&f, f.home + 1, 1, 22, b2);
+	ck_assert_uint_eq(blockdev_flush_count(f.bd), flushes);
+	blockdev_mem_crash(f.bd);
+	fx_reopen(&f);
+	/* Only the synced warm-up transaction is there. */
+	journal_get_info(f.j, &in);
+	ck_assert_uint_eq(in.pending_txns, 1);
+	ck_assert_int_eq(journal_replay(f.j, &txns, &blocks), 0);
+	ck_assert(home_is_zero(&f, f.home, 1));
+	ck_assert(home_is_zero(&f, f.home + 1, 1));
+
+	/* Committed and synced (one flush for both), cut: both replayed. */
+	journal_set_deferred_flush(f.j, true);
+	commit_one(&f, f.home + 3, 1, 20, b3);
+	ck_assert_int_eq(journal_sync(f.j), 0);
+	commit_one(&f, f.home, 1, 23, b1);
+	commit_one(&f, f.home + 1, 1, 24, b2);
+	flushes = blockdev_flush_count(f.bd);
+	ck_assert_int_eq(journal_sync(f.j), 0);
+	ck_assert_uint_eq(blockdev_flush_count(f.bd), flushes + 1);
+	ck_assert_int_eq(journal_sync(f.j), 0);
+	ck_assert_uint_eq(blockdev_flush_count(f.bd), flushes + 1);
+	blockdev_mem_crash(f.bd);
+	fx_reopen(&f);
+	ck_assert_int_eq(journal_replay(f.j, &txns, &blocks), 0);
+	ck_assert(home_equals(&f, f.home, 1, b1));
+	ck_assert(home_equals(&f, f.home + 1, 1, b2));
+
+	/* A checkpoint of unsynced commits makes them durable first. */
+	journal_set_deferred_flush(f.j, true);
+	commit_one(&f, f.home + 2, 1, 25, b3);
+	ck_assert_int_eq(journal_checkpoint(f.j), 0);
+	blockdev_mem_crash(f.bd);
+	fx_reopen(&f);
+	ck_assert(!journal_needs_replay(f.j));
+	ck_assert(home_equals(&f, f.home + 2, 1, b3));
+	fx_free(&f);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
 	Suite *s = suite_create("journal");
@@ -1583,6 +1641,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_abort_leaves_no_gap);
 	tcase_add_test(tc, test_replace_in_txn);
 	tcase_add_test(tc, test_bad_args);
+	tcase_add_test(tc, test_deferred_flush);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shapes");

@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -123,6 +125,10 @@ int csv_wire_conn_new(int fd, struct csv_wire_conn **ret)
 	}
 	c->rcap = RBUF_DEFAULT;
 	c->next_id = random_id();
+	/* Requests and replies are small and waited for: no Nagle delay (a
+	 * socket that is not TCP refuses the option, which is fine). */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	describe_addr(c);
 	describe_peer(c);
 	*ret = c;
