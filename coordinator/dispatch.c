@@ -114,6 +114,51 @@ static int do_lookup(struct conn *c, const struct csv_wire_msghdr *h, const stru
 	return reply_attr(c, h, ref, f);
 }
 
+/* A new file inherits the default ACL of its directory (POSIX.1e): it
+ * becomes the file's access ACL, with the bits of the creation mode
+ * applied to its owner, mask (or owning group) and other entries, and the
+ * mode takes the ACL's bits; a directory keeps it as its default ACL too.
+ * The ACLs are in the system.posix_acl_* format: a le32 version 2, then
+ * entries of tag le16, perm le16, id le32. */
+static int inherit_acl(struct conn *c, uint64_t dir, uint64_t recno, uint32_t mode)
+{
+	static uint8_t acl[CSV_WIRE_XATTR_VALUE_MAX];
+	struct csv_fs *fs = c->s->fs;
+	size_t n = 0;
+	int r = fs_getxattr(fs, dir, "system.posix_acl_default", acl, sizeof(acl), &n);
+	if (r == -ENODATA)
+		return 0;
+	if (r < 0)
+		return r;
+	if (n < 4 || (n - 4) % 8 || acl[0] != 2 || acl[1] || acl[2] || acl[3])
+		return 0;  /* not an ACL the kernel wrote: nothing to inherit */
+	if (S_ISDIR(mode) && (r = fs_setxattr(fs, recno, "system.posix_acl_default", acl, n)) < 0)
+		return r;
+	bool has_mask = false;
+	for (size_t off = 4; off < n; off += 8)
+		has_mask |= (acl[off] | acl[off + 1] << 8) == 0x10;
+	uint32_t bits = 0;
+	for (size_t off = 4; off < n; off += 8) {
+		unsigned tag = acl[off] | acl[off + 1] << 8, shift;
+		if (tag == 0x01)  /* ACL_USER_OBJ */
+			shift = 6;
+		else if (tag == 0x10 || (tag == 0x04 && !has_mask))  /* ACL_MASK, ACL_GROUP_OBJ */
+			shift = 3;
+		else if (tag == 0x20)  /* ACL_OTHER */
+			shift = 0;
+		else
+			continue;
+		acl[off + 2] &= (uint8_t)((mode >> shift) & 7);
+		bits |= (uint32_t)(acl[off + 2] & 7) << shift;
+	}
+	r = fs_setxattr(fs, recno, "system.posix_acl_access", acl, n);
+	if (r == 0 && (mode & 0777) != bits) {
+		struct fs_attr in = { .mode = (mode & 07000) | bits };
+		r = fs_setattr(fs, recno, FS_SET_MODE, &in, NULL);
+	}
+	return r;
+}
+
 /* MKNOD, MKDIR, SYMLINK: create, then answer the new file's attributes. */
 static int do_create(struct conn *c, const struct csv_wire_msghdr *h, uint64_t parent, const char *name,
 		     uint32_t mode, uint32_t uid, uint32_t gid, uint32_t rdev, const char *target,
@@ -126,6 +171,8 @@ static int do_create(struct conn *c, const struct csv_wire_msghdr *h, uint64_t p
 	if (r == 0)
 		r = target ? fs_symlink(c->s->fs, CSV_REF_RECNO(parent), name, target, &recno)
 			   : fs_create(c->s->fs, CSV_REF_RECNO(parent), name, mode, uid, gid, rdev, &recno);
+	if (r == 0 && !target)
+		r = inherit_acl(c, CSV_REF_RECNO(parent), recno, mode);
 	if (r == 0)
 		r = ref_of(c, recno, &ref);
 	connlog(c, LOG_DEBUG, "%s %llu/%s: %s", csv_wire_type_name(h->type), (unsigned long long)parent, name,

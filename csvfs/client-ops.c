@@ -1004,6 +1004,30 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes --------------------------------------------------- */
 
+/* The permission bits an access ACL (in the system.posix_acl_access
+ * format: a 4-byte version 2, then entries of tag le16, perm le16, id le32)
+ * stands for: the owner's, the mask's or else the owning group's, the
+ * others'. Returns -1 for a value that is not such an ACL. */
+static int acl_mode_bits(const void *value, size_t size)
+{
+	const uint8_t *p = value;
+	int user = -1, group = -1, mask = -1, other = -1;
+	if (size < 4 || (size - 4) % 8 || (p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) != 2)
+		return -1;
+	for (size_t off = 4; off < size; off += 8) {
+		unsigned tag = p[off] | p[off + 1] << 8, perm = (p[off + 2] | p[off + 3] << 8) & 7;
+		switch (tag) {
+		case 0x01: user = (int)perm; break;  /* ACL_USER_OBJ */
+		case 0x04: group = (int)perm; break; /* ACL_GROUP_OBJ */
+		case 0x10: mask = (int)perm; break;  /* ACL_MASK */
+		case 0x20: other = (int)perm; break; /* ACL_OTHER */
+		}
+	}
+	if (user < 0 || group < 0 || other < 0)
+		return -1;
+	return user << 6 | (mask >= 0 ? mask : group) << 3 | other;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 			int flags)
 {
@@ -1015,6 +1039,16 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		  (flags & XATTR_REPLACE ? CSV_WIRE_XATTR_REPLACE : 0);
 	if (r == 0)
 		r = call_empty(cl, &f, csv_wire_setxattr_encode(&f, ID(cl), EP(cl), &m));
+	/* An access ACL and the mode's permission bits say the same thing:
+	 * the kernel consults the ACL only through the group bits (its mask). */
+	int bits = r == 0 && strcmp(name, "system.posix_acl_access") == 0 ? acl_mode_bits(value, size) : -1;
+	struct csv_wire_attr a;
+	if (bits >= 0 && (r = getattr_ino(cl, m.ino, &a)) == 0 && (a.mode & 0777) != (uint32_t)bits) {
+		struct csv_wire_setattr sm = { .ino = m.ino, .valid = CSV_WIRE_SET_MODE,
+					       .mode = (a.mode & 07000) | (uint32_t)bits };
+		r = call_attr(cl, &f, csv_wire_setattr_encode(&f, ID(cl), EP(cl), &sm), CSV_WIRE_SETATTR, &a);
+	}
+	client_attrs_forget(cl->attrs, m.ino);
 	fuse_reply_err(req, -r);
 }
 
@@ -1083,6 +1117,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * must be) when it is answered. No readdirplus. */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+	/* POSIX ACLs: stored as system.posix_acl_* extended attributes,
+	 * enforced by the kernel (with default_permissions). */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	/* Large requests, as the LUN likes them. */
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;

@@ -52,7 +52,7 @@ grep -q "serving on" "$log" || { echo "the daemon did not start:"; tail -20 "$lo
 # (its pid in $mpid), and waits until the mount is there.
 mount_one() {
 	local dir=$1 node=$2
-	"$CSVFS" "$img" "$dir" -f -o "coordinator=127.0.0.1:$port,keyfile=$key,node=$node" \
+	"$CSVFS" "$img" "$dir" -f -o "coordinator=127.0.0.1:$port,keyfile=$key,node=$node,allow_other" \
 		>"$work/client$node.log" 2>&1 &
 	mpid=$!
 	for _ in $(seq 100); do
@@ -123,7 +123,54 @@ chmod 600 "$A/dir/one"
 check "chmod on A, mode on B" test "$(stat -c %a "$B/dir/one")" = 600
 check "df sees the volume" df "$A" >/dev/null
 
-rm -f "$A/dir/one" "$A/dir/hard" "$A/dir/five" "$A/dir/sym"
+# Preallocation, holes, SEEK_DATA and SEEK_HOLE.
+fallocate -l 4M "$A/dir/pre" && pass "fallocate 4 MiB on A" || fail "fallocate 4 MiB on A"
+check "the size is 4 MiB on B" test "$(stat -c %s "$B/dir/pre" 2>&1)" = 4194304
+check "preallocated bytes read as zeros on B" cmp -n 4194304 "$B/dir/pre" /dev/zero
+dd if="$work/r1" of="$A/dir/pre" bs=64k count=16 seek=16 conv=notrunc status=none
+fallocate -p -o 1M -l 512K "$B/dir/pre" && pass "punch a hole on B" || fail "punch a hole on B"
+check "the hole reads as zeros on A" cmp -s <(dd if="$A/dir/pre" bs=64k skip=16 count=8 status=none) \
+	<(head -c 524288 /dev/zero)
+check "the data after the hole is still there on A" cmp -s <(dd if="$A/dir/pre" bs=64k skip=24 count=8 \
+	status=none) <(dd if="$work/r1" bs=64k skip=8 count=8 status=none)
+printf 'tail' | dd of="$A/dir/sparse" bs=1 seek=$((8 << 20)) status=none
+seek() { python3 -c 'import os,sys; f=os.open(sys.argv[1],os.O_RDONLY); print(os.lseek(f,int(sys.argv[2]),int(sys.argv[3])))' "$@" 2>&1; }
+check "SEEK_DATA on B finds the data at 8 MiB" test "$(seek "$B/dir/sparse" 0 3)" = $((8 << 20))
+check "SEEK_HOLE on B finds the hole at 0" test "$(seek "$B/dir/sparse" 0 4)" = 0
+check "SEEK_HOLE on B past the data is the end" test "$(seek "$B/dir/sparse" $((8 << 20)) 4)" = $(((8 << 20) + 4))
+
+# O_DIRECT, as QEMU with cache=none.
+dd if="$work/r5" of="$A/dir/direct" bs=1M oflag=direct status=none && pass "O_DIRECT write on A" ||
+	fail "O_DIRECT write on A"
+check "O_DIRECT read on B is byte-exact" cmp <(dd if="$B/dir/direct" bs=1M iflag=direct status=none) "$work/r5"
+
+# A file unlinked on A while open on B lives until B closes it.
+exec 3<"$B/dir/direct"
+rm "$A/dir/direct"
+check "unlinked on A: the name is gone on B" test ! -e "$B/dir/direct"
+check "B still reads the whole file through its open descriptor" cmp <(cat <&3) "$work/r5"
+exec 3<&-
+
+# POSIX ACLs: granted on A, enforced on B; inherited from a default ACL.
+if command -v setfacl >/dev/null; then
+	chmod 755 "$work"  # other users reach the mounts
+	echo secret >"$A/dir/acl"
+	chmod 600 "$A/dir/acl"
+	check "without an ACL, nobody cannot read on B" sh -c "! su nobody -s /bin/sh -c \"cat '$B/dir/acl'\" 2>/dev/null"
+	setfacl -m u:nobody:r "$A/dir/acl"
+	check "setfacl on A lets nobody read on B" test "$(su nobody -s /bin/sh -c "cat '$B/dir/acl'" 2>&1)" = secret
+	setfacl -x u:nobody "$A/dir/acl"
+	check "setfacl -x on A: nobody is refused on B again" sh -c "! su nobody -s /bin/sh -c \"cat '$B/dir/acl'\" 2>/dev/null"
+	mkdir "$A/dir/inherit"
+	setfacl -d -m u:nobody:rw "$A/dir/inherit"
+	echo x >"$A/dir/inherit/new"
+	check "a new file inherits the default ACL" sh -c "getfacl -c '$B/dir/inherit/new' | grep -q '^user:nobody:rw'"
+	rm -rf "$A/dir/acl" "$A/dir/inherit"
+else
+	echo "SKIP: ACL checks (no setfacl)"
+fi
+
+rm -f "$A/dir/one" "$A/dir/hard" "$A/dir/five" "$A/dir/sym" "$A/dir/pre" "$A/dir/sparse"
 rmdir "$B/dir" && pass "rmdir on B" || fail "rmdir on B"
 check "rmdir on B: gone on A" test ! -e "$A/dir"
 
