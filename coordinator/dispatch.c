@@ -628,6 +628,65 @@ static int do_layout_commit(struct conn *c, const struct csv_wire_msghdr *h,
 	return reply_attr(c, h, m->ino, f);
 }
 
+/* ---- redirected I/O: a client's data through the coordinator's path ---------- */
+
+/* Redirected I/O reaches the data area only (clusters from data_lcn to the
+ * end), never the headers, the journal or the bitmaps in front of it. */
+static int check_data_range(struct conn *c, uint64_t off, uint32_t len)
+{
+	const struct csv_geometry *g = &c->s->v->g;
+	uint64_t lo = g->data_lcn * g->cluster_size, hi = g->total_clusters * g->cluster_size;
+	if (off < lo || off > hi || len > hi - off) {
+		connlog(c, LOG_WARNING, "redirected I/O of %u bytes at %llu is outside the data area", len,
+			(unsigned long long)off);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int do_data_read(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_data_read *m,
+			struct csv_wire_frame *f)
+{
+	uint8_t *buf = NULL;
+	int r = check_data_range(c, m->lun_offset, m->length);
+	if (r == 0 && !(buf = malloc(m->length)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = blockdev_pread(c->s->v->bd, buf, m->length, m->lun_offset);
+	if (r < 0) {
+		free(buf);
+		return csv_wire_reply_status_encode(f, h, c->s->epoch, r);
+	}
+	/* The reply references the bytes: flatten it so that it owns them. */
+	struct csv_wire_frame tmp = { 0 };
+	struct iovec iov = { .iov_base = buf, .iov_len = m->length };
+	uint8_t *flat = NULL;
+	size_t flen = 0;
+	r = csv_wire_data_read_reply_encode(&tmp, h->req_id, c->s->epoch, &iov, 1);
+	if (r == 0)
+		r = csv_wire_frame_flatten(&tmp, &flat, &flen);
+	csv_wire_frame_done(&tmp);
+	free(buf);
+	if (r < 0)
+		return r;
+	*f = (struct csv_wire_frame){ .buf = flat, .len = flen, .cap = flen };
+	return 0;
+}
+
+static int do_data_write(struct conn *c, const struct csv_wire_msghdr *h, const struct csv_wire_data *m,
+			 struct csv_wire_frame *f)
+{
+	int r = check_data_range(c, m->lun_offset, m->length);
+	if (r == 0)
+		r = blockdev_pwrite(c->s->v->bd, m->data, m->length, m->lun_offset);
+	if (r == 0 && (m->flags & CSV_WIRE_DATA_FUA))
+		r = blockdev_flush(c->s->v->bd);
+	if (r < 0)
+		connlog(c, LOG_ERR, "redirected write of %u bytes at %llu failed: %s", m->length,
+			(unsigned long long)m->lun_offset, strerror(-r));
+	return csv_wire_reply_status_encode(f, h, c->s->epoch, r);
+}
+
 /* ---- extended attributes: read from the record ------------------------------- */
 
 static const struct csv_d_attr_xattr *xattr_find(const void *rec, const struct csv_wire_name *name)
@@ -709,22 +768,6 @@ static int do_listxattr(struct conn *c, const struct csv_wire_msghdr *h, const s
 }
 
 /* ---- the table ----------------------------------------------------------------- */
-
-bool dispatch_type_served(uint16_t type)
-{
-	switch (type) {
-	case CSV_WIRE_PING: case CSV_WIRE_LOOKUP: case CSV_WIRE_GETATTR: case CSV_WIRE_MKNOD:
-	case CSV_WIRE_MKDIR: case CSV_WIRE_SYMLINK: case CSV_WIRE_LINK: case CSV_WIRE_UNLINK:
-	case CSV_WIRE_RMDIR: case CSV_WIRE_READLINK: case CSV_WIRE_READDIR: case CSV_WIRE_OPEN:
-	case CSV_WIRE_RELEASE: case CSV_WIRE_STATFS: case CSV_WIRE_SETXATTR: case CSV_WIRE_GETXATTR:
-	case CSV_WIRE_LISTXATTR: case CSV_WIRE_FSYNC: case CSV_WIRE_SETATTR: case CSV_WIRE_RENAME:
-	case CSV_WIRE_REMOVEXATTR: case CSV_WIRE_FALLOCATE: case CSV_WIRE_LAYOUT_GET: case CSV_WIRE_LAYOUT_COMMIT:
-	case CSV_WIRE_LAYOUT_RETURN:
-		return true;
-	default:
-		return false;
-	}
-}
 
 /* Decodes the request into m with dec; a malformed frame returns. */
 #define DECODE(dec, m)                                   \
@@ -834,10 +877,15 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 		return do_listxattr(c, h, &m, f);
 	}
 	case CSV_WIRE_FSYNC: {
-		/* Journaled: every operation was durable when it was answered. */
+		/* Metadata is journaled, durable when answered; what is left is
+		 * the data written through this path (redirected I/O). Ino 0
+		 * names no file: the LUN only. */
 		struct csv_wire_fsync m;
 		DECODE(csv_wire_fsync_decode, m);
-		return csv_wire_reply_status_encode(f, h, ep, load(c, m.ino, recbuf));
+		r = m.ino ? load(c, m.ino, recbuf) : 0;
+		if (r == 0)
+			r = blockdev_flush(c->s->v->bd);
+		return csv_wire_reply_status_encode(f, h, ep, r);
 	}
 	case CSV_WIRE_SETATTR: {
 		struct csv_wire_setattr m;
@@ -877,21 +925,18 @@ int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void
 		inodes_layout_returned(c->s, c, m.ino);
 		return csv_wire_reply_status_encode(f, h, ep, 0);
 	}
-	/* Not served yet: the frame is still checked, then -ENOSYS. */
 	case CSV_WIRE_DATA_READ: {
 		struct csv_wire_data_read m;
 		DECODE(csv_wire_data_read_decode, m);
-		break;
+		return do_data_read(c, h, &m, f);
 	}
 	case CSV_WIRE_DATA_WRITE: {
 		struct csv_wire_data m;
 		DECODE(csv_wire_data_write_decode, m);
-		break;
+		return do_data_write(c, h, &m, f);
 	}
 	default:
 		/* A callback type sent as a request: csv_wire_hdr_decode() refuses it. */
 		return -EBADMSG;
 	}
-	connlog(c, LOG_DEBUG, "%s is not served yet: -ENOSYS", csv_wire_type_name(h->type));
-	return csv_wire_reply_status_encode(f, h, ep, -ENOSYS);
 }

@@ -18,7 +18,3 @@
 
 int dispatch_request(struct conn *c, const struct csv_wire_msghdr *h, const void *frame, size_t len,
 		     struct csv_wire_frame *reply);
-
-/* True for the request types the engine serves now; the others are
- * answered -ENOSYS. */
-bool dispatch_type_served(uint16_t type);

@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 	if (csv_wire_key_load(keyfile, &s.key, err, sizeof(err)) < 0)
 		die("bad key file: %s", err);
 
-	r = volume_open(lun, 0, &v, err, sizeof(err));
+	/* No page cache of the LUN: the clients write file data on it. */
+	r = volume_open(lun, CSV_BDEV_DIRECT, &v, err, sizeof(err));
 	if (r < 0)
 		die("cannot open the volume %s: %s", lun, err[0] ? err : strerror(-r));
 	s.v = v;

@@ -241,6 +241,20 @@ static int reject(struct conn *c, const char *fmt, const struct csv_wire_msghdr 
 	return r;
 }
 
+/* Requests that change nothing: sent again, they are simply served
+ * again, and need no place in the reply cache (a DATA_READ reply would
+ * fill it with data). */
+static bool changes_nothing(uint16_t type)
+{
+	switch (type) {
+	case CSV_WIRE_LOOKUP: case CSV_WIRE_GETATTR: case CSV_WIRE_READLINK: case CSV_WIRE_READDIR:
+	case CSV_WIRE_STATFS: case CSV_WIRE_GETXATTR: case CSV_WIRE_LISTXATTR: case CSV_WIRE_DATA_READ:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Serves a request whose header and epoch are checked: from the reply
  * cache, or by the dispatcher. */
 static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const void *frame, size_t len)
@@ -266,7 +280,8 @@ static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const 
 		return reject(c, "cannot answer %s: %s", h, r);
 	if (r == DISPATCH_PARKED)
 		return 0;  /* answered when the recall it waits for is over */
-	cache_store(s, c->node, h->req_id, &reply);
+	if (!changes_nothing(h->type))
+		cache_store(s, c->node, h->req_id, &reply);
 	reply_when_durable(c, &reply);
 	return 0;
 }

@@ -243,12 +243,15 @@ int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t *
 	struct csv_wire_msghdr h;
 	struct pending p = { 0 };
 	struct timespec start;
-	int r = csv_wire_hdr_decode(f->buf, f->len, &h);
-	if (r == 0)
-		r = csv_wire_frame_flatten(f, &p.frame, &p.flen);
+	/* Flat first: a frame may reference its data (DATA_WRITE). */
+	int r = csv_wire_frame_flatten(f, &p.frame, &p.flen);
 	csv_wire_frame_done(f);
-	if (r < 0)
+	if (r == 0)
+		r = csv_wire_hdr_decode(p.frame, p.flen, &h);
+	if (r < 0) {
+		free(p.frame);
 		return -EIO;
+	}
 	p.id = h.req_id;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 

@@ -139,24 +139,20 @@ int main(int argc, char **argv)
 	memcpy(cp.volume_uuid, v->g.uuid, sizeof(cp.volume_uuid));
 	volume_close(v);
 
-	r = blockdev_open(o.lun, 0, &cl.bd);
-	if (r < 0) {
-		fprintf(stderr, "csvfs: cannot open %s: %s\n", o.lun, strerror(-r));
-		goto out;
-	}
 	r = client_conn_open(&cp, &cl.cc, &w, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "csvfs: %s\n", err);
+		goto out;
+	}
+	r = client_lun_open(&cl.lun, o.lun, cl.cc, w.max_io, w.flags & CSV_WIRE_VOL_REDIRECTED);
+	if (r < 0) {
+		fprintf(stderr, "csvfs: cannot open %s: %s\n", o.lun, strerror(-r));
 		goto out;
 	}
 	cl.root_ino = w.root_ino;
 	cl.cluster_size = w.cluster_size;
 	cl.name_max = w.name_max;
 	cl.rdonly = w.flags & CSV_WIRE_VOL_RDONLY;
-	if (w.flags & CSV_WIRE_VOL_REDIRECTED) {
-		fprintf(stderr, "csvfs: the volume is in redirected mode, which this client does not support yet\n");
-		goto out;
-	}
 
 	fuse_opt_add_arg(&args, "-odefault_permissions");
 	fuse_opt_add_arg(&args, "-ofsname=csvfs");
@@ -204,8 +200,7 @@ out:
 	client_conn_close(cl.cc);
 	client_files_free(cl.files);
 	client_attrs_free(cl.attrs);
-	if (cl.bd)
-		blockdev_close(cl.bd);
+	client_lun_close(&cl.lun);
 	free(co.mountpoint);
 	free(o.coordinator);
 	free(o.keyfile);

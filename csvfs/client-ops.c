@@ -15,6 +15,7 @@
 #include "client-attrs.h"
 #include "client-conn.h"
 #include "client-files.h"
+#include "client-lun.h"
 #include "client-ops.h"
 #include "util.h"
 #include "wire.h"
@@ -551,7 +552,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct csvfs_client *cl = CL(req);
 	/* Every metadata change was durable when the coordinator answered
 	 * it: the data on the LUN is what remains. */
-	int r = blockdev_flush(cl->bd);
+	int r = client_lun_flush(&cl->lun);
 	if (r == 0 && !datasync)
 		r = commit_mtime(cl, HANDLE(fi)->cf);
 	fuse_reply_err(req, -r);
@@ -637,7 +638,7 @@ static int read_view(struct csvfs_client *cl, const struct layout_view *v, char 
 		uint64_t t = e->file_offset + e->length < end ? e->file_offset + e->length : end;
 		if (s >= t || (e->flags & CSV_WIRE_EXTENT_UNWRITTEN))
 			continue;
-		int r = blockdev_pread(cl->bd, buf + (s - off), t - s, e->lun_offset + (s - e->file_offset));
+		int r = client_lun_pread(&cl->lun, buf + (s - off), t - s, e->lun_offset + (s - e->file_offset));
 		if (r < 0)
 			return r;
 	}
@@ -713,7 +714,7 @@ static int zero_written(struct csvfs_client *cl, struct client_file *cf, uint64_
 			continue;
 		while (s < t && r == 0) {
 			uint64_t n = t - s < sizeof(zeros) ? t - s : sizeof(zeros);
-			r = blockdev_pwrite(cl->bd, zeros, n, e->lun_offset + (s - e->file_offset));
+			r = client_lun_pwrite(&cl->lun, zeros, n, e->lun_offset + (s - e->file_offset));
 			s += n;
 		}
 	}
@@ -738,7 +739,7 @@ static int write_view(struct csvfs_client *cl, const struct layout_view *v, cons
 		if (s >= t)
 			continue;
 		if (!(e->flags & CSV_WIRE_EXTENT_UNWRITTEN)) {
-			r = blockdev_pwrite(cl->bd, data + (s - off), t - s, e->lun_offset + (s - e->file_offset));
+			r = client_lun_pwrite(&cl->lun, data + (s - off), t - s, e->lun_offset + (s - e->file_offset));
 			continue;
 		}
 		uint64_t c0 = s / cs * cs, c1 = (t + cs - 1) / cs * cs;
@@ -750,7 +751,7 @@ static int write_view(struct csvfs_client *cl, const struct layout_view *v, cons
 			uint64_t cend = c + cs < c1 ? c + cs : c1;
 			uint64_t ds = c > s ? c : s, dt = cend < t ? cend : t;
 			if (ds == c && dt == cend) {
-				r = blockdev_pwrite(cl->bd, data + (ds - off), cend - c, e->lun_offset + (c - e->file_offset));
+				r = client_lun_pwrite(&cl->lun, data + (ds - off), cend - c, e->lun_offset + (c - e->file_offset));
 				continue;
 			}
 			if (!cbuf && !(cbuf = malloc(cs))) {
@@ -759,7 +760,7 @@ static int write_view(struct csvfs_client *cl, const struct layout_view *v, cons
 			}
 			memset(cbuf, 0, cend - c);
 			memcpy(cbuf + (ds - c), data + (ds - off), dt - ds);
-			r = blockdev_pwrite(cl->bd, cbuf, cend - c, e->lun_offset + (c - e->file_offset));
+			r = client_lun_pwrite(&cl->lun, cbuf, cend - c, e->lun_offset + (c - e->file_offset));
 		}
 		if (r == 0)
 			r = ranges_add(rs, c0, c1 - c0);
@@ -799,7 +800,7 @@ static int do_write(struct csvfs_client *cl, struct client_file *cf, const char 
 		/* Clusters that were unwritten become written by the commit:
 		 * their data must be on the LUN before. */
 		if (rs.n)
-			r = blockdev_flush(cl->bd);
+			r = client_lun_flush(&cl->lun);
 		struct csv_wire_frame f = { 0 };
 		struct csv_wire_layout_commit m = {
 			.ino = cf->ino,

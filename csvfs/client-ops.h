@@ -12,14 +12,15 @@
 #include <fuse_lowlevel.h>
 #include <stdint.h>
 
+#include "client-lun.h"
+
 struct client_conn;
 struct client_attrs;
 struct client_files;
-struct csv_blockdev;
 
 struct csvfs_client {
 	struct client_conn *cc;
-	struct csv_blockdev *bd;
+	struct client_lun lun;  /* the LUN: direct, or through the coordinator */
 	struct client_files *files;
 	struct client_attrs *attrs;
 	double attr_timeout;    /* seconds the kernel caches attributes and entries */

@@ -31,6 +31,8 @@ struct csv_blockdev {
 	bool regular_file;
 	bool rdonly;
 	int fd;                /* BDEV_PATH */
+	uint32_t dio_align;    /* BDEV_PATH opened O_DIRECT: its alignment; else 0 */
+	pthread_mutex_t rmw_lock; /* a partial block written read-modify-write, one at a time */
 	struct nbd_handle *nbd; /* BDEV_NBD */
 	size_t nbd_max_io;      /* the largest request the server takes */
 	uint8_t *mem;          /* BDEV_MEM */
@@ -46,8 +48,10 @@ static int open_path(const char *path, unsigned flags, struct csv_blockdev *bd)
 	int oflags = O_CLOEXEC | ((flags & CSV_BDEV_RDONLY) ? O_RDONLY : O_RDWR);
 	struct stat st;
 
-	if (flags & CSV_BDEV_DIRECT)
+	if (flags & CSV_BDEV_DIRECT) {
 		oflags |= O_DIRECT;
+		bd->dio_align = 4096;  /* a multiple of every logical block size */
+	}
 	bd->fd = open(path, oflags);
 	if (bd->fd < 0)
 		return negative_errno();
@@ -73,6 +77,13 @@ static int open_path(const char *path, unsigned flags, struct csv_blockdev *bd)
 		bd->size = st.st_size;
 		bd->regular_file = true;
 		bd->alignment = st.st_blksize > 0 ? st.st_blksize : 4096;
+		/* O_DIRECT reaches whole blocks only: a file that ends inside
+		 * one is used through the page cache. */
+		if (bd->dio_align && bd->size % bd->dio_align) {
+			if (fcntl(bd->fd, F_SETFL, fcntl(bd->fd, F_GETFL) & ~O_DIRECT) < 0)
+				return negative_errno();
+			bd->dio_align = 0;
+		}
 	} else {
 		return -ENOTBLK;
 	}
@@ -112,6 +123,7 @@ int blockdev_open(const char *spec, unsigned flags, struct csv_blockdev **ret)
 	bd->fd = -1;
 	bd->alignment = 512;
 	bd->rdonly = flags & CSV_BDEV_RDONLY;
+	pthread_mutex_init(&bd->rmw_lock, NULL);
 	bd->name = strdup(spec);
 	if (!bd->name) {
 		free(bd);
@@ -231,6 +243,62 @@ static int nbd_xfer(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off
 	return 0;
 }
 
+/* pread or pwrite on a path, to the last byte. */
+static int path_xfer(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off, bool write)
+{
+	while (len > 0) {
+		ssize_t n = write ? pwrite(bd->fd, buf, len, off) : pread(bd->fd, buf, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		if (n == 0)
+			return -EIO;
+		buf = (uint8_t *)buf + n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* I/O on a path opened O_DIRECT: aligned requests go straight; others
+ * through an aligned bounce buffer covering whole blocks, the partial
+ * blocks of a write read first. */
+static int path_direct(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off, bool write)
+{
+	uint64_t a = bd->dio_align;
+	if ((uintptr_t)buf % a == 0 && len % a == 0 && off % a == 0)
+		return path_xfer(bd, buf, len, off, write);
+	uint64_t s = off / a * a, e = (off + len + a - 1) / a * a;
+	void *bounce;
+	if (posix_memalign(&bounce, a, e - s) != 0)
+		return -ENOMEM;
+	int r;
+	if (!write) {
+		r = path_xfer(bd, bounce, e - s, s, false);
+		if (r == 0)
+			memcpy(buf, (uint8_t *)bounce + (off - s), len);
+	} else {
+		bool partial = s < off || e > off + len;
+		if (partial)
+			pthread_mutex_lock(&bd->rmw_lock);
+		r = 0;
+		if (s < off)
+			r = path_xfer(bd, bounce, a, s, false);
+		if (r == 0 && e > off + len && (e - a > s || s == off))
+			r = path_xfer(bd, (uint8_t *)bounce + (e - a - s), a, e - a, false);
+		if (r == 0) {
+			memcpy((uint8_t *)bounce + (off - s), buf, len);
+			r = path_xfer(bd, bounce, e - s, s, true);
+		}
+		if (partial)
+			pthread_mutex_unlock(&bd->rmw_lock);
+	}
+	free(bounce);
+	return r;
+}
+
 int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
 {
 	int r = check_range(bd, len, off);
@@ -238,20 +306,7 @@ int blockdev_pread(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off)
 		return r == -ENOSPC ? -EIO : r;
 	switch (bd->kind) {
 	case BDEV_PATH:
-		while (len > 0) {
-			ssize_t n = pread(bd->fd, buf, len, off);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return negative_errno();
-			}
-			if (n == 0)
-				return -EIO;
-			buf = (uint8_t *)buf + n;
-			len -= n;
-			off += n;
-		}
-		return 0;
+		return bd->dio_align ? path_direct(bd, buf, len, off, false) : path_xfer(bd, buf, len, off, false);
 	case BDEV_NBD:
 		return nbd_xfer(bd, buf, len, off, false);
 	case BDEV_MEM:
@@ -278,18 +333,8 @@ int blockdev_pwrite(struct csv_blockdev *bd, const void *buf, size_t len, uint64
 		return -EROFS;
 	switch (bd->kind) {
 	case BDEV_PATH:
-		while (len > 0) {
-			ssize_t n = pwrite(bd->fd, buf, len, off);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return negative_errno();
-			}
-			buf = (const uint8_t *)buf + n;
-			len -= n;
-			off += n;
-		}
-		return 0;
+		return bd->dio_align ? path_direct(bd, (void *)buf, len, off, true)
+				     : path_xfer(bd, (void *)buf, len, off, true);
 	case BDEV_NBD:
 		return nbd_xfer(bd, (void *)buf, len, off, true);
 	case BDEV_MEM:

@@ -14,7 +14,7 @@ struct csv_blockdev;
 
 enum csv_bdev_flags {
 	CSV_BDEV_RDONLY = 1 << 0, /* open read-only */
-	CSV_BDEV_DIRECT = 1 << 1, /* O_DIRECT for local paths */
+	CSV_BDEV_DIRECT = 1 << 1, /* O_DIRECT for local paths; any buffer, offset and length still work */
 	CSV_BDEV_EXCL = 1 << 2,   /* O_EXCL on block devices (mkfs) */
 };
 
