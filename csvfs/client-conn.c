@@ -16,6 +16,7 @@
 
 #include "byteorder.h"
 #include "client-conn.h"
+#include "client-log.h"
 #include "wire-auth.h"
 #include "wire-conn.h"
 
@@ -209,7 +210,7 @@ static void send_locked(struct client_conn *cc, const uint8_t *frame, size_t len
 	int r = csv_wire_conn_send_wait(cc->c, &f, SEND_TIMEOUT_MS);
 	csv_wire_frame_done(&f);
 	if (r < 0) {
-		fprintf(stderr, "csvfs: sending to the coordinator failed: %s\n", strerror(-r));
+		client_log(LOG_WARNING, "sending to the coordinator failed: %s", strerror(-r));
 		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);
 	}
 }
@@ -309,7 +310,7 @@ int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t *
 		*ret_resent = p.resent;
 	if (!p.done) {
 		if (!cc->stopping)
-			fprintf(stderr, "csvfs: %s: no coordinator answered in %u s: -EIO\n", csv_wire_type_name(h.type),
+			client_log(LOG_WARNING, "%s: no coordinator answered in %u s: -EIO", csv_wire_type_name(h.type),
 				cc->reconnect_timeout_s);
 		return -EIO;
 	}
@@ -364,7 +365,7 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 			break;
 	if (p && p->detached) {
 		if (h.status < 0)
-			fprintf(stderr, "csvfs: reopening file after reconnecting: %s\n", strerror(-h.status));
+			client_log(LOG_WARNING, "reopening file after reconnecting: %s", strerror(-h.status));
 		unlink_pending(cc, p);
 		pending_free(p);
 		free(copy);
@@ -375,7 +376,7 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 		p->len = len;
 		pthread_cond_broadcast(&cc->pcond);
 	} else {
-		fprintf(stderr, "csvfs: reply %llu to no request in flight, ignored\n", (unsigned long long)h.req_id);
+		client_log(LOG_WARNING, "reply %llu to no request in flight, ignored", (unsigned long long)h.req_id);
 		free(copy);
 	}
 	pthread_mutex_unlock(&cc->plock);
@@ -459,7 +460,7 @@ static void reconnect(struct client_conn *cc)
 		if (connect_once(cc, &c, &w, err, sizeof(err)) == 0)
 			break;
 		if (strcmp(err, last) != 0)
-			fprintf(stderr, "csvfs: reconnecting: %s\n", err);
+			client_log(LOG_WARNING, "reconnecting: %s", err);
 		snprintf(last, sizeof(last), "%s", err);
 		usleep(pause * 1000u);
 		pause = pause * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : pause * 2;
@@ -484,7 +485,7 @@ static void reconnect(struct client_conn *cc)
 	cc->up = true;
 	struct reopen_ctx x = { .cc = cc, .epoch = cc->epoch };
 	pthread_mutex_unlock(&cc->plock);
-	fprintf(stderr, "csvfs: reconnected to coordinator %s:%s, epoch %llu; sending %zu requests again\n",
+	client_log(LOG_NOTICE, "reconnected to coordinator %s:%s, epoch %llu; sending %zu requests again",
 		cc->host, cc->port, (unsigned long long)w.epoch, n);
 
 	/* The coordinator knows nothing of this client's open files yet. */
@@ -527,7 +528,7 @@ static void *reader_main(void *arg)
 		while (r > 0 && csv_wire_conn_has_frame(cc->c));
 		if (r < 0 && r != -EAGAIN) {
 			const char *e = csv_wire_conn_error(cc->c);
-			fprintf(stderr, "csvfs: connection to the coordinator lost: %s\n", *e ? e : strerror(-r));
+			client_log(LOG_WARNING, "connection to the coordinator lost: %s", *e ? e : strerror(-r));
 		}
 		pthread_mutex_unlock(&cc->lock);
 		if (r < 0 && r != -EAGAIN)
@@ -596,7 +597,7 @@ static void handle_callback(struct client_conn *cc, const struct cb_item *it)
 		bool same = cc->up && cc->gen == it->gen;
 		pthread_mutex_unlock(&cc->plock);
 		if (same && cc->c && csv_wire_conn_send_wait(cc->c, &r, SEND_TIMEOUT_MS) < 0)
-			fprintf(stderr, "csvfs: cannot answer a %s callback\n", csv_wire_type_name(h.type));
+			client_log(LOG_WARNING, "cannot answer a %s callback", csv_wire_type_name(h.type));
 		pthread_mutex_unlock(&cc->lock);
 		csv_wire_frame_done(&r);
 	}

@@ -8,6 +8,7 @@
 
 #include "blockdev.h"
 #include "client-conn.h"
+#include "client-log.h"
 #include "client-lun.h"
 #include "wire.h"
 
@@ -65,7 +66,7 @@ static void path_down(struct client_lun *l, int r)
 	l->retry_at_ns = now_ns() + LUN_PROBE_MS * 1000000ull;
 	pthread_mutex_unlock(&l->state_lock);
 	if (first)
-		fprintf(stderr, "csvfs: the SAN path to %s failed (%s): I/O goes through the coordinator\n", l->spec,
+		client_log(LOG_WARNING, "the SAN path to %s failed (%s): I/O goes through the coordinator", l->spec,
 			strerror(-r));
 }
 
@@ -96,7 +97,7 @@ static bool use_direct(struct client_lun *l)
 	pthread_mutex_lock(&l->state_lock);
 	l->retry_at_ns = 0;
 	pthread_mutex_unlock(&l->state_lock);
-	fprintf(stderr, "csvfs: the SAN path to %s works again: direct I/O\n", l->spec);
+	client_log(LOG_NOTICE, "the SAN path to %s works again: direct I/O", l->spec);
 	return true;
 }
 

@@ -11,6 +11,7 @@
 #include "blockdev.h"
 #include "client-attrs.h"
 #include "client-conn.h"
+#include "client-log.h"
 #include "client-files.h"
 #include "client-ops.h"
 #include "config.h"
@@ -166,6 +167,8 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, co.mountpoint) != 0)
 		goto out_signals;
 	fuse_daemonize(co.foreground);
+	if (!co.foreground)
+		client_log_to_syslog();
 	/* Threads after the fork of fuse_daemonize(). */
 	struct client_conn_hooks hooks = { .invalidate = csvfs_invalidate, .foreach_open = csvfs_foreach_open,
 					   .ud = &cl };
