@@ -72,6 +72,32 @@ static int32_t on_stop_signal(int32_t sig, void *data)
 	return 0;
 }
 
+/* How often the coordinator reads the lease block for a newer epoch. */
+#define EPOCH_CHECK_MS 1000
+
+/* One coordinator per epoch: when the lease block names a newer epoch,
+ * another coordinator has taken the volume, and this one stops at once,
+ * without answering or writing anything more. */
+static void check_epoch(void *data)
+{
+	struct server *s = data;
+	uint64_t epoch = 0;
+	uint32_t holder = 0;
+	char err[256];
+	int r = clusterarea_read_epoch(s->v, &epoch, &holder, err, sizeof(err));
+	if (r == 0 && epoch != s->epoch) {
+		vlog(s, LOG_CRIT, "node %u took the volume with epoch %llu (this coordinator has %llu): stopping at once",
+		     holder, (unsigned long long)epoch, (unsigned long long)s->epoch);
+		s->superseded = true;
+		qb_loop_stop(s->loop);
+		return;
+	}
+	if (r < 0)
+		vlog(s, LOG_WARNING, "cannot read the lease block: %s", err);
+	qb_loop_timer_add(s->loop, QB_LOOP_HIGH, EPOCH_CHECK_MS * QB_TIME_NS_IN_MSEC, s, check_epoch,
+			  &s->epoch_timer);
+}
+
 /* Fails with a message on stderr (and in the log). */
 #define die(...)                                          \
 	do {                                              \
@@ -134,6 +160,14 @@ int main(int argc, char **argv)
 
 	if (csv_wire_key_load(keyfile, &s.key, err, sizeof(err)) < 0)
 		die("bad key file: %s", err);
+	/* The address first: a coordinator that cannot serve must not touch
+	 * the volume (replay its journal, take its epoch). */
+	s.loop = qb_loop_create();
+	if (!s.loop)
+		die("cannot create the event loop");
+	r = server_listen(&s, listen_addr, err, sizeof(err));
+	if (r < 0)
+		die("%s", err);
 
 	/* No page cache of the LUN: the clients write file data on it. */
 	r = volume_open(lun, CSV_BDEV_DIRECT, &v, err, sizeof(err));
@@ -204,23 +238,24 @@ int main(int argc, char **argv)
 		.name_max = CSV_NAME_MAX,
 	};
 
-	s.loop = qb_loop_create();
-	if (!s.loop)
-		die("volume %s: cannot create the event loop", s.volname);
-	r = server_listen(&s, listen_addr, err, sizeof(err));
-	if (r < 0)
-		die("volume %s: %s", s.volname, err);
 	qb_loop_signal_add(s.loop, QB_LOOP_HIGH, SIGTERM, &s, on_stop_signal, NULL);
 	qb_loop_signal_add(s.loop, QB_LOOP_HIGH, SIGINT, &s, on_stop_signal, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!foreground && daemon(0, 0) < 0)
 		die("cannot become a daemon: %s", strerror(errno));
+	qb_loop_timer_add(s.loop, QB_LOOP_HIGH, EPOCH_CHECK_MS * QB_TIME_NS_IN_MSEC, &s, check_epoch, &s.epoch_timer);
 	vlog(&s, LOG_NOTICE, "serving on %s as node %u, epoch %llu", listen_addr, s.node_id,
 	     (unsigned long long)s.epoch);
 
 	qb_loop_run(s.loop);
 
+	if (s.superseded) {
+		/* The volume is another coordinator's: no checkpoint, no write. */
+		server_shutdown(&s);
+		status = 3;
+		goto out;
+	}
 	server_shutdown(&s);
 	r = fs_sync(fs);
 	if (r < 0) {

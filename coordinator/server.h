@@ -58,6 +58,8 @@ struct server {
 	struct reply_cache *caches;
 	struct inodes *inodes;        /* opens and layouts of the clients */
 	uint64_t requests;
+	qb_loop_timer_handle epoch_timer;
+	bool superseded;              /* another coordinator took a newer epoch */
 };
 
 /* Log lines name the volume and, where there is one, the peer. */

@@ -143,3 +143,17 @@ int clusterarea_take_epoch(struct csv_volume *v, uint32_t node, uint64_t *ret_ep
 	*ret_epoch = epoch;
 	return 0;
 }
+
+int clusterarea_read_epoch(struct csv_volume *v, uint64_t *ret_epoch, uint32_t *ret_holder, char *err,
+			   size_t errlen)
+{
+	_cleanup_free_ struct csv_d_lease *l = calloc(1, CSV_BLOCK_SIZE);
+	if (!l)
+		return -ENOMEM;
+	int r = clusterarea_verify_block(v, 0, l, err, errlen);
+	if (r < 0)
+		return r;
+	*ret_epoch = le64_to_cpu(l->epoch);
+	*ret_holder = le32_to_cpu(l->holder_node);
+	return 0;
+}

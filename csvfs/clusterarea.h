@@ -30,3 +30,6 @@ int clusterarea_verify_block(struct csv_volume *v, uint64_t index, void *buf, ch
  * its start, so that every epoch is used by one coordinator only. err
  * names the problem (a damaged lease block). */
 int clusterarea_take_epoch(struct csv_volume *v, uint32_t node, uint64_t *ret_epoch, char *err, size_t errlen);
+/* Reads the coordinator epoch and its holder from the lease block. */
+int clusterarea_read_epoch(struct csv_volume *v, uint64_t *ret_epoch, uint32_t *ret_holder, char *err,
+			   size_t errlen);

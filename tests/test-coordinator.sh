@@ -77,6 +77,21 @@ grep -q "journal replayed: [1-9][0-9]* transactions" "$log" && pass "the journal
 	{ fail "no journal replay in the log:"; tail -5 "$log"; }
 if client verify >"$work/v.out" 2>&1; then pass "every acknowledged change survived"; else fail "verify:"; sed 's/^/    /' "$work/v.out"; fi
 
+# A second coordinator of the volume takes a newer epoch: the first stops
+# at once (exit 3), writing nothing more; the second serves.
+first=$pid
+port2=$port
+port=$(free_port)
+start || exit 1
+for _ in $(seq 50); do kill -0 "$first" 2>/dev/null || break; sleep 0.1; done
+wait "$first"; rc=$?
+[ "$rc" -eq 3 ] && pass "the superseded coordinator stopped with status 3" ||
+	{ fail "the superseded coordinator: exit $rc"; kill -9 "$first" 2>/dev/null; }
+grep -q "took the volume with epoch 3 (this coordinator has 2): stopping at once" "$log" &&
+	pass "its log names the new epoch" || fail "no log line for the new epoch"
+if client verify >"$work/v2.out" 2>&1; then pass "the new coordinator serves every change"; else
+	fail "verify on the new coordinator:"; sed 's/^/    /' "$work/v2.out"; fi
+
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 [ "$rc" -eq 0 ] && pass "SIGTERM: exit 0" || { fail "SIGTERM: exit $rc"; tail -5 "$log"; }
 grep -q "journal checkpointed" "$log" && pass "checkpoint at shutdown" || fail "no checkpoint at shutdown"
