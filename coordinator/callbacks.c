@@ -4,7 +4,9 @@
 
 #include "callbacks.h"
 
-static void broadcast(struct server *s, struct conn *origin, const char *what,
+/* Sends a callback to every authenticated client but origin; counted
+ * ones are INVAL_INODE, whose answers the origin's reply waits for. */
+static void broadcast(struct server *s, struct conn *origin, const char *what, bool counted,
 		      int (*enc)(struct csv_wire_frame *, struct conn *, const void *), const void *m)
 {
 	struct conn *c, *next;
@@ -18,6 +20,8 @@ static void broadcast(struct server *s, struct conn *origin, const char *what,
 			connlog(c, LOG_ERR, "cannot encode %s callback: %s", what, strerror(-r));
 			continue;
 		}
+		if (counted)
+			c->inval_sent++;
 		server_send(c, &f);
 	}
 }
@@ -37,17 +41,17 @@ void callbacks_inval_entry(struct server *s, struct conn *origin, uint64_t paren
 	struct csv_wire_entry_req m = { .parent = parent };
 	if (csv_wire_name_set(&m.name, name) < 0)
 		return;
-	broadcast(s, origin, "INVAL_ENTRY", enc_entry, &m);
+	broadcast(s, origin, "INVAL_ENTRY", false, enc_entry, &m);
 }
 
 void callbacks_inval_inode(struct server *s, struct conn *origin, uint64_t ino)
 {
 	struct csv_wire_inval_inode m = { .ino = ino, .offset = -1, .length = 0 };
-	broadcast(s, origin, "INVAL_INODE", enc_inode, &m);
+	broadcast(s, origin, "INVAL_INODE", true, enc_inode, &m);
 }
 
 void callbacks_inval_data(struct server *s, struct conn *origin, uint64_t ino)
 {
 	struct csv_wire_inval_inode m = { .ino = ino, .offset = 0, .length = 0 };
-	broadcast(s, origin, "INVAL_INODE", enc_inode, &m);
+	broadcast(s, origin, "INVAL_INODE", true, enc_inode, &m);
 }

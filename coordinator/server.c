@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -34,10 +35,26 @@ struct reply_cache {
 
 static int32_t conn_event(int32_t fd, int32_t revents, void *data);
 
-/* A reply held until the journal flush that makes its change durable. */
+/* An invalidation count a reply waits for: until c has answered that many
+ * (c NULL once it is gone). */
+struct inval_wait {
+	struct conn *c;
+	uint64_t until;
+};
+
+/* A reply held until the journal flush that makes its change durable, and
+ * until the other clients have answered the INVAL_INODE callbacks sent
+ * before it: the attributes and data it changed are then seen everywhere
+ * when the caller learns it is done. INVAL_ENTRY is not waited for: the
+ * kernel runs it under the directory's lock, which that client's own
+ * request in the same directory may hold while it waits for its reply
+ * (the clients look names up again on every use instead). */
 struct held_reply {
 	struct conn *c;
 	struct csv_wire_frame f;
+	struct inval_wait *waits;
+	unsigned nwaits;
+	uint64_t held_ns;      /* CLOCK_MONOTONIC */
 	struct held_reply *next;
 };
 
@@ -101,6 +118,75 @@ static void caches_free(struct server *s)
 
 /* ---- group commit ---------------------------------------------------------- */
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void held_free(struct held_reply *h)
+{
+	csv_wire_frame_done(&h->f);
+	free(h->waits);
+	free(h);
+}
+
+/* Whether every invalidation h waits for has been answered. */
+static bool waits_done(const struct held_reply *h)
+{
+	for (unsigned i = 0; i < h->nwaits; i++)
+		if (h->waits[i].c && h->waits[i].c->inval_answered < h->waits[i].until)
+			return false;
+	return true;
+}
+
+static void ack_timeout(void *data);
+
+/* Sends the durable replies whose invalidations are all answered, and,
+ * with force, those that waited too long (naming the slow clients). */
+static void release_acked(struct server *s, bool force)
+{
+	uint64_t now = mono_ns();
+	struct held_reply **pp = &s->acking;
+	while (*pp) {
+		struct held_reply *h = *pp;
+		bool late = force && now - h->held_ns >= SERVER_INVAL_WAIT_MS * 1000000ull;
+		if (!waits_done(h) && !late) {
+			pp = &h->next;
+			continue;
+		}
+		if (!waits_done(h))
+			for (unsigned i = 0; i < h->nwaits; i++)
+				if (h->waits[i].c && h->waits[i].c->inval_answered < h->waits[i].until)
+					connlog(h->waits[i].c, LOG_WARNING,
+						"did not answer invalidations within %u ms: a reply went without",
+						SERVER_INVAL_WAIT_MS);
+		*pp = h->next;
+		server_send(h->c, &h->f);
+		held_free(h);
+	}
+	if (s->acking && !s->ack_timer_armed &&
+	    qb_loop_timer_add(s->loop, QB_LOOP_HIGH, SERVER_INVAL_WAIT_MS * QB_TIME_NS_IN_MSEC / 4, s, ack_timeout,
+			      &s->ack_timer) == 0)
+		s->ack_timer_armed = true;
+}
+
+static void ack_timeout(void *data)
+{
+	struct server *s = data;
+	s->ack_timer_armed = false;
+	release_acked(s, true);
+}
+
+/* Notes that c answered an invalidation. */
+static void inval_answered(struct conn *c)
+{
+	c->inval_answered++;
+	if (c->s->acking)
+		release_acked(c->s, false);
+}
+
 /* Flushes the journal once for every change made since the last flush,
  * then sends the replies that waited for it. Runs from a timer of 0 ns,
  * after the loop has served every connection that was ready (a loop job
@@ -120,13 +206,19 @@ static void sync_and_reply(void *data)
 	}
 	while (h) {
 		struct held_reply *next = h->next;
-		if (r == 0)
+		if (r == 0 && waits_done(h)) {
 			server_send(h->c, &h->f);
-		else
-			csv_wire_frame_done(&h->f);
-		free(h);
+			held_free(h);
+		} else if (r == 0) {
+			h->next = s->acking;
+			s->acking = h;
+		} else {
+			held_free(h);
+		}
 		h = next;
 	}
+	if (s->acking)
+		release_acked(s, false);
 }
 
 /* Sends a reply once the changes made so far are durable. */
@@ -148,7 +240,18 @@ static void reply_when_durable(struct conn *c, struct csv_wire_frame *f)
 	s->sync_scheduled = true;
 	h->c = c;
 	h->f = *f;
+	h->held_ns = mono_ns();
 	*f = (struct csv_wire_frame){ 0 };
+	/* The invalidations sent so far to the other clients. */
+	for (struct conn *x = s->conns; x; x = x->next) {
+		if (x == c || !x->authed || x->inval_answered >= x->inval_sent)
+			continue;
+		void *p = realloc(h->waits, (h->nwaits + 1) * sizeof(*h->waits));
+		if (!p)
+			break;  /* then it waits for fewer: no worse than before */
+		h->waits = p;
+		h->waits[h->nwaits++] = (struct inval_wait){ .c = x, .until = x->inval_sent };
+	}
 	if (s->held_tail)
 		s->held_tail->next = h;
 	else
@@ -156,7 +259,7 @@ static void reply_when_durable(struct conn *c, struct csv_wire_frame *f)
 	s->held_tail = h;
 }
 
-/* Drops the held replies to c (closing). */
+/* Drops the held replies to c, and what others wait for from c (closing). */
 static void held_drop(struct server *s, struct conn *c)
 {
 	struct held_reply **pp = &s->held;
@@ -165,13 +268,28 @@ static void held_drop(struct server *s, struct conn *c)
 		struct held_reply *h = *pp;
 		if (h->c == c) {
 			*pp = h->next;
-			csv_wire_frame_done(&h->f);
-			free(h);
+			held_free(h);
 		} else {
 			s->held_tail = h;
 			pp = &h->next;
 		}
 	}
+	for (pp = &s->acking; *pp;) {
+		struct held_reply *h = *pp;
+		if (h->c == c) {
+			*pp = h->next;
+			held_free(h);
+			continue;
+		}
+		pp = &h->next;
+	}
+	for (int list = 0; list < 2; list++)
+		for (struct held_reply *h = list ? s->acking : s->held; h; h = h->next)
+			for (unsigned i = 0; i < h->nwaits; i++)
+				if (h->waits[i].c == c)
+					h->waits[i].c = NULL;
+	if (s->acking)
+		release_acked(s, false);
 }
 
 /* ---- connections ---------------------------------------------------------- */
@@ -331,8 +449,10 @@ static int on_frame(struct csv_wire_conn *wc, const void *frame, size_t len, voi
 		if (h.status < 0)
 			connlog(c, LOG_DEBUG, "%s callback %llu answered %s", csv_wire_type_name(h.type),
 				(unsigned long long)h.req_id, strerror(-h.status));
-		/* A recall may wait for it. */
-		inodes_callback_answered(s, c, h.req_id);
+		if (h.type == CSV_WIRE_INVAL_INODE)
+			inval_answered(c);
+		else  /* a recall may wait for it */
+			inodes_callback_answered(s, c, h.req_id);
 		return 0;
 	}
 	if (!(h.flags & CSV_WIRE_F_REQUEST))

@@ -20,6 +20,9 @@ struct csv_volume;
 struct reply_cache;
 struct inodes;
 
+/* The longest a reply waits for other clients to answer the INVAL_INODE
+ * callbacks sent before it. */
+#define SERVER_INVAL_WAIT_MS 1000
 /* Seconds a client has to finish the handshake. */
 #define SERVER_HANDSHAKE_TIMEOUT_S 10
 /* Replies remembered per client node. */
@@ -35,6 +38,8 @@ struct conn {
 	uint32_t node;                /* the client's node id, once authed */
 	short events;                 /* what the loop polls for */
 	bool dead;                    /* to be closed: reason says why */
+	uint64_t inval_sent;          /* INVAL_INODE callbacks sent to it */
+	uint64_t inval_answered;      /* and answered */
 	char reason[256];
 	struct conn *prev, *next;
 };
@@ -47,6 +52,9 @@ struct server {
 	struct held_reply *held, *held_tail; /* replies waiting for that flush */
 	bool sync_scheduled;
 	qb_loop_timer_handle sync_timer;
+	struct held_reply *acking;    /* durable, waiting for invalidations to be answered */
+	bool ack_timer_armed;
+	qb_loop_timer_handle ack_timer;
 	struct csv_wire_key key;
 	uint32_t node_id;
 	uint64_t epoch;

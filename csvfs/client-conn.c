@@ -77,7 +77,7 @@ struct client_conn {
 	struct client_conn_hooks hooks;
 	pthread_t reader;
 	bool started;
-	struct cbq inval, recall;
+	struct cbq inval, entry, recall;
 };
 
 static int tcp_connect(const char *host, const char *port)
@@ -155,8 +155,9 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 	pthread_mutex_init(&cc->plock, NULL);
 	pthread_cond_init(&cc->pcond, NULL);
 	pthread_cond_init(&cc->inval.cond, NULL);
+	pthread_cond_init(&cc->entry.cond, NULL);
 	pthread_cond_init(&cc->recall.cond, NULL);
-	cc->inval.cc = cc->recall.cc = cc;
+	cc->inval.cc = cc->entry.cc = cc->recall.cc = cc;
 	cc->epoch = w.epoch;
 	cc->root_ino = w.root_ino;
 	cc->gen = 1;
@@ -355,7 +356,8 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 			return -ENOMEM;
 		}
 		*it = (struct cb_item){ .buf = copy, .len = len, .gen = cc->gen };
-		cbq_push(h.type == CSV_WIRE_LAYOUT_RECALL ? &cc->recall : &cc->inval, it);
+		cbq_push(h.type == CSV_WIRE_LAYOUT_RECALL ? &cc->recall :
+			 h.type == CSV_WIRE_INVAL_ENTRY ? &cc->entry : &cc->inval, it);
 		pthread_mutex_unlock(&cc->plock);
 		return 0;
 	}
@@ -627,20 +629,20 @@ static void *cb_main(void *arg)
 	return NULL;
 }
 
-static void stop_threads(struct client_conn *cc, bool reader, bool inval, bool recall)
+/* Stops the reader (with reader) and the first nq callback threads. */
+static void stop_threads(struct client_conn *cc, bool reader, int nq)
 {
+	struct cbq *qs[] = { &cc->inval, &cc->entry, &cc->recall };
 	pthread_mutex_lock(&cc->plock);
 	cc->stopping = true;
 	pthread_cond_broadcast(&cc->pcond);
-	pthread_cond_broadcast(&cc->inval.cond);
-	pthread_cond_broadcast(&cc->recall.cond);
+	for (int i = 0; i < 3; i++)
+		pthread_cond_broadcast(&qs[i]->cond);
 	pthread_mutex_unlock(&cc->plock);
 	if (reader)
 		pthread_join(cc->reader, NULL);
-	if (inval)
-		pthread_join(cc->inval.thread, NULL);
-	if (recall)
-		pthread_join(cc->recall.thread, NULL);
+	for (int i = 0; i < nq; i++)
+		pthread_join(qs[i]->thread, NULL);
 }
 
 int client_conn_start(struct client_conn *cc, struct fuse_session *se, const struct client_conn_hooks *hooks)
@@ -648,18 +650,16 @@ int client_conn_start(struct client_conn *cc, struct fuse_session *se, const str
 	cc->se = se;
 	if (hooks)
 		cc->hooks = *hooks;
+	struct cbq *qs[] = { &cc->inval, &cc->entry, &cc->recall };
 	int r = pthread_create(&cc->reader, NULL, reader_main, cc);
 	if (r)
 		return -r;
-	r = pthread_create(&cc->inval.thread, NULL, cb_main, &cc->inval);
-	if (r) {
-		stop_threads(cc, true, false, false);
-		return -r;
-	}
-	r = pthread_create(&cc->recall.thread, NULL, cb_main, &cc->recall);
-	if (r) {
-		stop_threads(cc, true, true, false);
-		return -r;
+	for (int i = 0; i < 3; i++) {
+		r = pthread_create(&qs[i]->thread, NULL, cb_main, qs[i]);
+		if (r) {
+			stop_threads(cc, true, i);
+			return -r;
+		}
 	}
 	cc->started = true;
 	return 0;
@@ -681,8 +681,9 @@ void client_conn_close(struct client_conn *cc)
 	if (!cc)
 		return;
 	if (cc->started)
-		stop_threads(cc, true, true, true);
+		stop_threads(cc, true, 3);
 	cbq_clear(&cc->inval);
+	cbq_clear(&cc->entry);
 	cbq_clear(&cc->recall);
 	while (cc->pending) {
 		struct pending *p = cc->pending;

@@ -3,11 +3,12 @@
  * handshake, then synchronous request/reply from any FUSE worker thread.
  *
  * A reader thread matches replies to requests by id and hands callbacks
- * to two callback threads: one for LAYOUT_RECALL, one for the
- * invalidations (INVAL_ENTRY, INVAL_INODE), which it turns into
+ * to three callback threads: one for LAYOUT_RECALL, one for INVAL_INODE
+ * and one for INVAL_ENTRY, which they turn into
  * fuse_lowlevel_notify_inval_*(). They are separate threads so that a
- * notification waiting on a kernel lock held by a request in progress
- * never stops the replies, or the recall, that request needs.
+ * notification waiting on a kernel lock held by a request in progress (the
+ * kernel runs INVAL_ENTRY under the directory's lock) never stops the
+ * replies, the recall or the INVAL_INODE answers that request needs.
  *
  * When the connection is lost (the coordinator restarted or moved), the
  * reader reconnects, reopens the client's open files, and sends again

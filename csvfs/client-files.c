@@ -168,12 +168,13 @@ int client_file_view(struct client_file *cf, uint64_t gen, uint64_t off, uint64_
 			continue;
 		if (e->file_offset >= end)
 			break;
+		if (need_mapped && e->file_offset > covered)
+			break;  /* a hole, where a write needs none */
 		if (!count)
 			first = i;
 		count++;
-		if (e->file_offset > covered)
-			break;  /* a hole */
-		covered = e->file_offset + e->length;
+		if (e->file_offset <= covered)
+			covered = e->file_offset + e->length;
 	}
 	if (need_mapped && covered < end) {
 		*ret_from = covered;

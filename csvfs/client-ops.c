@@ -139,7 +139,7 @@ static void reply_entry(fuse_req_t req, int r, const struct csv_wire_attr *a)
 	e.ino = fino(cl, a->ino);
 	e.generation = 0;
 	e.attr_timeout = cl->attr_timeout;
-	e.entry_timeout = cl->attr_timeout;
+	e.entry_timeout = 0;  /* names are looked up on every use: see op_init() */
 	attr_to_stat(cl, a, &e.attr);
 	fuse_reply_entry(req, &e);
 }
@@ -502,7 +502,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e = { 0 };
 	e.ino = fino(cl, a.ino);
 	e.attr_timeout = cl->attr_timeout;
-	e.entry_timeout = cl->attr_timeout;
+	e.entry_timeout = 0;  /* names are looked up on every use: see op_init() */
 	attr_to_stat(cl, &a, &e.attr);
 	fuse_reply_create(req, &e, fi);
 }
@@ -587,6 +587,9 @@ static int layout_get(struct csvfs_client *cl, uint64_t ino, uint64_t off, uint6
 static int fetch_layout(struct csvfs_client *cl, struct client_file *cf, uint64_t off, uint64_t end, bool write)
 {
 	uint64_t gen = client_conn_generation(cl->cc), seq = client_file_seq(cf);
+	/* From a cluster boundary: an extent then starts inside a cluster
+	 * only where the valid data length splits it (see write_view()). */
+	off = off / cl->cluster_size * cl->cluster_size;
 	struct csv_wire_layout l;
 	int r = layout_get(cl, cf->ino, off, end - off, write, &l);
 	if (r < 0)
@@ -742,28 +745,27 @@ static int write_view(struct csvfs_client *cl, const struct layout_view *v, cons
 			r = client_lun_pwrite(&cl->lun, data + (s - off), t - s, e->lun_offset + (s - e->file_offset));
 			continue;
 		}
-		uint64_t c0 = s / cs * cs, c1 = (t + cs - 1) / cs * cs;
-		if (c0 < e->file_offset)
-			c0 = e->file_offset;
-		if (c1 > eend)
-			c1 = eend;
-		for (uint64_t c = c0; c < c1 && r == 0; c += cs) {
-			uint64_t cend = c + cs < c1 ? c + cs : c1;
-			uint64_t ds = c > s ? c : s, dt = cend < t ? cend : t;
-			if (ds == c && dt == cend) {
-				r = client_lun_pwrite(&cl->lun, data + (ds - off), cend - c, e->lun_offset + (c - e->file_offset));
-				continue;
-			}
-			if (!cbuf && !(cbuf = malloc(cs))) {
+		/* Cluster by cluster: the part of each cluster that is in the
+		 * extent is written whole. Layouts are asked for from cluster
+		 * boundaries, so such a part starts inside a cluster only where
+		 * the valid data length splits a written cluster: beyond it,
+		 * zeros are what the bytes hold. */
+		for (uint64_t c = s / cs * cs; c < t && r == 0; c += cs) {
+			uint64_t ps = c > e->file_offset ? c : e->file_offset;
+			uint64_t pe = c + cs < eend ? c + cs : eend;
+			uint64_t ds = ps > s ? ps : s, dt = pe < t ? pe : t;
+			if (ds == ps && dt == pe) {
+				r = client_lun_pwrite(&cl->lun, data + (ds - off), pe - ps, e->lun_offset + (ps - e->file_offset));
+			} else if (!cbuf && !(cbuf = malloc(cs))) {
 				r = -ENOMEM;
-				break;
+			} else {
+				memset(cbuf, 0, pe - ps);
+				memcpy(cbuf + (ds - ps), data + (ds - off), dt - ds);
+				r = client_lun_pwrite(&cl->lun, cbuf, pe - ps, e->lun_offset + (ps - e->file_offset));
 			}
-			memset(cbuf, 0, cend - c);
-			memcpy(cbuf + (ds - c), data + (ds - off), dt - ds);
-			r = client_lun_pwrite(&cl->lun, cbuf, cend - c, e->lun_offset + (c - e->file_offset));
+			if (r == 0)
+				r = ranges_add(rs, ps, pe - ps);
 		}
-		if (r == 0)
-			r = ranges_add(rs, c0, c1 - c0);
 	}
 	free(cbuf);
 	return r;
@@ -1122,6 +1124,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * enforced by the kernel (with default_permissions). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* Entries are not cached (entry timeout 0): a rename or unlink on
+	 * another node is seen by the next path walk, without waiting for an
+	 * INVAL_ENTRY that the kernel can only run under the directory's
+	 * lock. Attributes are cached, and the coordinator answers a change
+	 * only after every other client has dropped them. */
 	/* Large requests, as the LUN likes them. */
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
