@@ -1,0 +1,219 @@
+#!/bin/bash
+# The lab cluster as a user drives it: csv-lab up brings up three nodes
+# (network namespaces, corosync, nbdkit SAN paths, the coordinator on node
+# 1, csvfs mounted on every node); then membership, the shared volume, the
+# network isolation, faults of the cluster link, of a SAN path and of a
+# whole node, status, and down, after which nothing of the lab is left.
+# Binaries come from meson in CSVFS, MKFS, FSCK and COORD; the tool in LAB.
+set -u
+: "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}" "${LAB:?}"
+
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root"; exit 77; fi
+for t in corosync corosync-quorumtool nbdkit ip nsenter; do
+	command -v "$t" >/dev/null || { echo "SKIP: no $t"; exit 77; }
+done
+if [ ! -c /dev/fuse ]; then echo "SKIP: no /dev/fuse"; exit 77; fi
+# The lab's names are fixed: never tear down a lab that someone else brought up.
+if ip link show csvlab0 >/dev/null 2>&1 || ip netns list | grep -q '^csvlab-n'; then
+	echo "SKIP: a lab is already up (csv-lab down removes it)"
+	exit 77
+fi
+
+T_START=${EPOCHREALTIME/./}
+work=$(mktemp -d /tmp/csv-lab-test.XXXXXX)
+dir=$work/lab
+up_started=0
+cleanup() {
+	[ "$up_started" = 1 ] && "$LAB" down --dir "$dir" >/dev/null 2>&1
+	rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+# Microseconds to seconds with one decimal.
+secs() { local d=$(($1 / 100000)); printf '%d.%d' $((d / 10)) $((d % 10)); }
+
+# "MEMBERS QUORATE" as node I's corosync sees it, e.g. "3 Yes".
+view() {
+	"$LAB" exec "$1" -- corosync-quorumtool -s 2>/dev/null |
+		awk -F: '/^Nodes:/ {gsub(/ /, "", $2); n = $2} /^Quorate:/ {gsub(/ /, "", $2); q = $2} END {print n, q}'
+}
+
+# wait_view WANT SECONDS NODE...: waits until every NODE sees WANT; sets
+# waited to the seconds it took. Fails with what each node sees.
+wait_view() {
+	local want=$1 t=$2 i ok
+	shift 2
+	local t0=${EPOCHREALTIME/./}
+	local deadline=$((t0 + t * 1000000))
+	while :; do
+		ok=1
+		for i in "$@"; do [ "$(view "$i")" = "$want" ] || ok=0; done
+		[ $ok = 1 ] && break
+		if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
+			for i in "$@"; do echo "    node $i sees: $(view "$i")"; done
+			return 1
+		fi
+		sleep 0.2
+	done
+	waited=$(secs $((${EPOCHREALTIME/./} - t0)))
+}
+
+mnt() { echo "$dir/mnt/node$1/vol1"; }
+mounted() { awk -v p="$(mnt "$1")" '$2 == p && $3 ~ /^fuse/ {f = 1} END {exit !f}' /proc/mounts; }
+
+# The tool's own options.
+"$LAB" --help | grep -q "fault NODE KIND" && pass "--help" || fail "--help"
+"$LAB" fault --help | grep -q "san-errors-off" && pass "fault --help" || fail "fault --help"
+version=$("$MKFS" --version | awk 'NR == 1 {print $NF}')
+check "--version is the project's ($version)" test "$("$LAB" --version)" = "csv-lab $version"
+check "down with no lab up says so and exits 0" eval '"$LAB" down --dir "$dir" | grep -q "no lab is up"'
+
+# The binaries of this build: their build directory.
+build=$(dirname "$(dirname "$CSVFS")")
+if [ "$(realpath "$build/coordinator/csv-coordinatord")" != "$(realpath "$COORD")" ]; then
+	echo "the binaries are not in one meson build directory: $CSVFS, $COORD"
+	exit 1
+fi
+
+# Up.
+up_started=1
+t0=${EPOCHREALTIME/./}
+if ! "$LAB" up --nodes 3 --lun-size 512M --dir "$dir" --build "$build" >"$work/up.out" 2>&1; then
+	fail "csv-lab up"
+	sed 's/^/    /' "$work/up.out"
+	for f in "$dir"/node*/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done
+	exit 1
+fi
+t_up=$(secs $((${EPOCHREALTIME/./} - t0)))
+pass "csv-lab up --nodes 3 --lun-size 512M (${t_up} s)"
+grep -q "csv-lab down" "$work/up.out" && pass "up prints how to tear down" || fail "up summary"
+
+# A second lab is refused while this one is up, and this one is untouched.
+if "$LAB" up --nodes 2 --dir "$work/second" --build "$build" >"$work/up2.out" 2>&1; then
+	fail "a second up is refused"
+else
+	grep -q "already up" "$work/up2.out" && pass "a second up is refused: $(head -n1 "$work/up2.out")" ||
+		{ fail "a second up: unclear message"; cat "$work/up2.out"; }
+fi
+check "the first lab still has node 1 quorate with 3" test "$(view 1)" = "3 Yes"
+
+# Membership: every node quorate with three members.
+for i in 1 2 3; do check "node $i is quorate with 3 members" test "$(view "$i")" = "3 Yes"; done
+
+# The volume on every node; a file written on node 1 is read on node 3.
+for i in 1 2 3; do check "vol1 is mounted on node $i" mounted "$i"; done
+head -c 1M /dev/urandom >"$work/r1"
+cp "$work/r1" "$(mnt 1)/from-node1" && pass "write 1 MiB on node 1" || fail "write on node 1"
+check "node 3 reads it byte-exact" cmp "$work/r1" "$(mnt 3)/from-node1"
+mkdir "$(mnt 2)/dir2" && pass "mkdir on node 2" || fail "mkdir on node 2"
+check "node 1 sees the directory of node 2" test -d "$(mnt 1)/dir2"
+
+# The network: addresses only inside the namespaces.
+addr2=$("$LAB" exec 2 -- ip -o addr)
+check "node 2 has 10.77.0.2 in its namespace" grep -q "inet 10.77.0.2/24" <<<"$addr2"
+check "the host has no address on csvlab0" test -z "$(ip -o addr show dev csvlab0)"
+check "the host has no 10.77.0.x address" eval '! ip -o addr | grep -q "inet 10\.77\.0\."'
+check "the host has no route to 10.77.0.0/24" test -z "$(ip route show 10.77.0.0/24)"
+
+# Cluster link of node 3 down: nodes 1 and 2 stay quorate with 2.
+out=$("$LAB" fault 3 net-off) && [ -n "$out" ] && pass "fault 3 net-off: $out" || fail "fault 3 net-off"
+if wait_view "2 Yes" 10 1 2; then pass "nodes 1 and 2: 2 members, quorate ($waited s)"; else fail "nodes 1 and 2 after net-off"; fi
+check "node 3 alone is not quorate" test "$(view 3)" = "1 No"
+out=$("$LAB" fault 3 net-on) && pass "fault 3 net-on: $out" || fail "fault 3 net-on"
+if wait_view "3 Yes" 15 1 2 3; then pass "net-on: 3 members on every node again ($waited s)"; else fail "after net-on"; fi
+check "node 3 still reads the volume" cmp "$work/r1" "$(mnt 3)/from-node1"
+
+# A stalled SAN path of node 3: a read there does not complete; it does
+# once the path goes on. (Before the errors below: a client that redirects
+# its I/O after a failed path would not touch its path for a while.)
+head -c 256K /dev/urandom >"$work/r3"
+cp "$work/r3" "$(mnt 1)/stalled" || fail "write on node 1"
+out=$("$LAB" fault 3 san-hang) && pass "fault 3 san-hang: $out" || fail "fault 3 san-hang"
+timeout 3 cat "$(mnt 3)/stalled" >/dev/null 2>&1
+check "a read on node 3 stalls (still waiting after 3 s)" test $? = 124
+check "node 2 reads it meanwhile (the stall is node 3's path only)" cmp "$work/r3" "$(mnt 2)/stalled"
+out=$("$LAB" fault 3 san-hang-off) && pass "fault 3 san-hang-off: $out" || fail "fault 3 san-hang-off"
+check "node 3 reads it once resumed" timeout 10 cmp "$work/r3" "$(mnt 3)/stalled"
+
+# I/O errors on node 2's SAN path. A file written on node 1 and never read
+# on node 2 is not in node 2's page cache, so node 2 reads it from the LUN.
+head -c 1M /dev/urandom >"$work/r2"
+cp "$work/r2" "$(mnt 1)/uncached" || fail "write on node 1"
+out=$("$LAB" fault 2 san-errors) && pass "fault 2 san-errors: $out" || fail "fault 2 san-errors"
+# Redirected I/O (DESIGN.md, "Redirected I/O": a node whose SAN path fails
+# sends its data reads and writes to the coordinator) is not in csvfs yet:
+# csv-coordinatord answers DATA_READ and DATA_WRITE with ENOSYS (BUGS in
+# csv-coordinatord(8), LIMITATIONS in csvfs(8)), so today this read fails
+# with EIO. Once redirection is in, the read must return the file's bytes.
+# Both are accepted, each strictly (EIO exactly, or the exact bytes): drop
+# the EIO case when redirection is done.
+if cat "$(mnt 2)/uncached" >"$work/read2" 2>"$work/read2.err"; then
+	check "node 2 reads the uncached file through the coordinator (redirected I/O)" cmp "$work/r2" "$work/read2"
+else
+	check "node 2 reads the uncached file: I/O error (no redirected I/O yet)" \
+		grep -q "Input/output error" "$work/read2.err"
+fi
+check "node 3 reads it meanwhile (the fault is node 2's path only)" cmp "$work/r2" "$(mnt 3)/uncached"
+out=$("$LAB" fault 2 san-errors-off) && pass "fault 2 san-errors-off: $out" || fail "fault 2 san-errors-off"
+check "node 2 reads it byte-exact once healed" cmp "$work/r2" "$(mnt 2)/uncached"
+
+# Node 2 killed: nodes 1 and 3 stay quorate with 2; restart brings it back.
+out=$("$LAB" fault 2 kill) && pass "fault 2 kill: $out" || fail "fault 2 kill"
+check "nothing runs in node 2's namespace" test -z "$(ip netns pids csvlab-n2)"
+check "node 2's mount is gone" eval '! mounted 2'
+if wait_view "2 Yes" 10 1 3; then pass "nodes 1 and 3: 2 members, quorate ($waited s)"; else fail "nodes 1 and 3 after kill"; fi
+check "node 1 still writes" cp "$work/r3" "$(mnt 1)/after-kill"
+out=$("$LAB" fault 2 restart) && pass "fault 2 restart: $out" || fail "fault 2 restart"
+if wait_view "3 Yes" 15 1 2 3; then pass "restart: 3 members on every node again ($waited s)"; else fail "after restart"; fi
+check "node 2 has its mount back" mounted 2
+check "node 2 reads what node 1 wrote while it was down" cmp "$work/r3" "$(mnt 2)/after-kill"
+echo "back" >"$(mnt 2)/from-node2"
+check "node 3 reads what node 2 wrote" test "$(cat "$(mnt 3)/from-node2" 2>&1)" = back
+
+# Node 3's SAN path killed and started again on the same socket.
+sock3=$dir/node3/vol1.sock
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+nbd_hello() {
+	"$py" - "$1" <<-'EOF' 2>/dev/null
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+		sys.exit(0 if s.recv(8) == b"NBDMAGIC" else 1)
+	EOF
+}
+out=$("$LAB" fault 3 san-off) && pass "fault 3 san-off: $out" || fail "fault 3 san-off"
+check "node 3's SAN socket refuses connections" eval '! nbd_hello "$sock3"'
+out=$("$LAB" fault 3 san-on) && pass "fault 3 san-on: $out" || fail "fault 3 san-on"
+check "node 3's SAN socket serves NBD again" nbd_hello "$sock3"
+
+# Status names every node and what it runs.
+"$LAB" status >"$work/status.out" 2>&1
+for i in 1 2 3; do check "status shows node $i" grep -q "^node $i (10.77.0.$i" "$work/status.out"; done
+check "status shows the quorum" grep -q "quorate, 3 member" "$work/status.out"
+check "status shows the coordinator running" grep -q "coordinator on node 1 .*running" "$work/status.out"
+
+# The logs, while they exist, when something failed.
+if [ "$failures" -ne 0 ]; then
+	for f in "$work/up.out" "$dir"/node*/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done
+fi
+
+# Down: nothing of the lab is left.
+t0=${EPOCHREALTIME/./}
+if "$LAB" down --dir "$dir" >"$work/down.out" 2>&1; then
+	pass "csv-lab down ($(secs $((${EPOCHREALTIME/./} - t0))) s): $(cat "$work/down.out")"
+else
+	fail "csv-lab down"; cat "$work/down.out"
+fi
+up_started=0
+check "no csvlab namespace is left" test -z "$(ip netns list | grep csvlab)"
+check "no csvlab link is left" test -z "$(ip -o link show | grep csvlab)"
+check "no process of the lab is left" test -z "$(pgrep -f -- "$dir/")"
+check "no mount of the lab is left" eval '! grep -q " $dir/" /proc/mounts'
+check "the state directory is gone" test ! -e "$dir"
+check "a second down says no lab is up" eval '"$LAB" down --dir "$dir" | grep -q "no lab is up"'
+
+echo "timings: up ${t_up} s, the whole test $(secs $((${EPOCHREALTIME/./} - T_START))) s"
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
