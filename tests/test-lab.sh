@@ -142,19 +142,12 @@ check "node 3 reads it once resumed" timeout 10 cmp "$work/r3" "$(mnt 3)/stalled
 head -c 1M /dev/urandom >"$work/r2"
 cp "$work/r2" "$(mnt 1)/uncached" || fail "write on node 1"
 out=$("$LAB" fault 2 san-errors) && pass "fault 2 san-errors: $out" || fail "fault 2 san-errors"
-# Redirected I/O (DESIGN.md, "Redirected I/O": a node whose SAN path fails
-# sends its data reads and writes to the coordinator) is not in csvfs yet:
-# csv-coordinatord answers DATA_READ and DATA_WRITE with ENOSYS (BUGS in
-# csv-coordinatord(8), LIMITATIONS in csvfs(8)), so today this read fails
-# with EIO. Once redirection is in, the read must return the file's bytes.
-# Both are accepted, each strictly (EIO exactly, or the exact bytes): drop
-# the EIO case when redirection is done.
-if cat "$(mnt 2)/uncached" >"$work/read2" 2>"$work/read2.err"; then
-	check "node 2 reads the uncached file through the coordinator (redirected I/O)" cmp "$work/r2" "$work/read2"
-else
-	check "node 2 reads the uncached file: I/O error (no redirected I/O yet)" \
-		grep -q "Input/output error" "$work/read2.err"
-fi
+# Its SAN path failing, node 2 reads through the coordinator (block-level
+# redirection), and writes too; the application sees no error.
+check "node 2 reads the uncached file through the coordinator (redirected I/O)" \
+	sh -c "cat '$(mnt 2)/uncached' >'$work/read2' && cmp '$work/r2' '$work/read2'"
+check "node 2 writes a file through the coordinator" cp "$work/r2" "$(mnt 2)/redirected"
+check "node 1 reads it byte-exact" cmp "$work/r2" "$(mnt 1)/redirected"
 check "node 3 reads it meanwhile (the fault is node 2's path only)" cmp "$work/r2" "$(mnt 3)/uncached"
 out=$("$LAB" fault 2 san-errors-off) && pass "fault 2 san-errors-off: $out" || fail "fault 2 san-errors-off"
 check "node 2 reads it byte-exact once healed" cmp "$work/r2" "$(mnt 2)/uncached"
