@@ -262,6 +262,52 @@ static int path_xfer(struct csv_blockdev *bd, void *buf, size_t len, uint64_t of
 	return 0;
 }
 
+/* Each thread's aligned bounce buffer, kept between requests (allocating
+ * one per request costs an mmap and a page fault per page) and freed when
+ * the thread ends. */
+struct bounce {
+	void *buf;
+	size_t cap;
+};
+
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_free(void *p)
+{
+	struct bounce *b = p;
+	free(b->buf);
+	free(b);
+}
+
+static void bounce_key_init(void)
+{
+	(void)pthread_key_create(&bounce_key, bounce_free);
+}
+
+static void *bounce_get(size_t len, size_t align)
+{
+	pthread_once(&bounce_once, bounce_key_init);
+	struct bounce *b = pthread_getspecific(bounce_key);
+	if (!b) {
+		if (!(b = calloc(1, sizeof(*b))))
+			return NULL;
+		if (pthread_setspecific(bounce_key, b) != 0) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (len <= b->cap)
+		return b->buf;
+	void *p;
+	if (posix_memalign(&p, align, len) != 0)
+		return NULL;
+	free(b->buf);
+	b->buf = p;
+	b->cap = len;
+	return p;
+}
+
 /* I/O on a path opened O_DIRECT: aligned requests go straight; others
  * through an aligned bounce buffer covering whole blocks, the partial
  * blocks of a write read first. */
@@ -271,8 +317,8 @@ static int path_direct(struct csv_blockdev *bd, void *buf, size_t len, uint64_t 
 	if ((uintptr_t)buf % a == 0 && len % a == 0 && off % a == 0)
 		return path_xfer(bd, buf, len, off, write);
 	uint64_t s = off / a * a, e = (off + len + a - 1) / a * a;
-	void *bounce;
-	if (posix_memalign(&bounce, a, e - s) != 0)
+	void *bounce = bounce_get(e - s, a);
+	if (!bounce)
 		return -ENOMEM;
 	int r;
 	if (!write) {
@@ -295,7 +341,6 @@ static int path_direct(struct csv_blockdev *bd, void *buf, size_t len, uint64_t 
 		if (partial)
 			pthread_mutex_unlock(&bd->rmw_lock);
 	}
-	free(bounce);
 	return r;
 }
 
