@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon-log.h"
 #include "format.h"
 #include "fs.h"
 #include "clusterarea.h"
@@ -21,7 +22,6 @@
 #include "volume.h"
 
 #define PROG "csv-coordinatord"
-#define BLACKBOX_DIR "/var/lib/csvfs"
 
 static void usage(FILE *out)
 {
@@ -35,33 +35,6 @@ static void usage(FILE *out)
 		"  -f, --foreground        stay in the foreground and log to stderr\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n");
-}
-
-static void crash_handler(int sig)
-{
-	char path[128];
-	snprintf(path, sizeof(path), BLACKBOX_DIR "/" PROG "-%d.blackbox", (int)getpid());
-	qb_log_blackbox_write_to_file(path);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void log_setup(bool foreground)
-{
-	qb_log_init(PROG, LOG_DAEMON, LOG_INFO);
-	qb_log_format_set(QB_LOG_SYSLOG, "%b");
-	if (foreground) {
-		qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
-		qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_INFO);
-		qb_log_format_set(QB_LOG_STDERR, PROG "[%P]: %p: %b");
-		qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
-	}
-	qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);
-	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 1024 * 1024);
-	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
-	signal(SIGSEGV, crash_handler);
-	signal(SIGABRT, crash_handler);
-	signal(SIGBUS, crash_handler);
 }
 
 static int32_t on_stop_signal(int32_t sig, void *data)
@@ -156,7 +129,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	s.node_id = (uint32_t)node_id;
-	log_setup(foreground);
+	daemon_log_setup(PROG, foreground);
 
 	if (csv_wire_key_load(keyfile, &s.key, err, sizeof(err)) < 0)
 		die("bad key file: %s", err);
