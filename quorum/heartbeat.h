@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The disk heartbeat of one volume: a thread of its own (so that a hung
+ * SAN path stalls it and never the daemon's loop) that every interval
+ * writes and flushes this node's heartbeat block in the volume's cluster
+ * area, then reads every slot's block and notes when each one changed.
+ * Failures are recorded, never fatal: the thread reopens the volume at the
+ * next round. The loop copies the thread's findings under a mutex. */
+#pragma once
+
+#include <stdint.h>
+
+#include "state.h"
+
+struct hb_volume;
+
+struct hb_config {
+	const char *spec;        /* path or NBD URI */
+	uint32_t node_id;
+	uint32_t slot;
+	uint32_t interval_ms;
+	const char *node_name;
+};
+
+/* Checks once that spec opens as a csvfs volume whose cluster area has
+ * the slot, free or already node_id's, giving up after timeout_ms (the
+ * probe runs in a thread of its own). err receives a sentence. Returns 0,
+ * the open or read error (a negative errno), -ERANGE for a slot beyond the
+ * volume's slots, -EEXIST for a slot of another node, or -ETIMEDOUT. */
+int hb_probe(const char *spec, uint32_t slot, uint32_t node_id, unsigned timeout_ms, char *err, size_t errlen);
+
+/* Starts the thread of one volume. */
+int hb_start(const struct hb_config *cfg, struct hb_volume **ret);
+
+/* Copies what the thread found into out (under its mutex). */
+void hb_read(struct hb_volume *h, struct q_volume *out);
+
+/* Asks the thread to stop: it writes a last heartbeat without
+ * CSV_HB_RUNNING and closes the volume. Waits up to timeout_ms for it;
+ * returns 0, or -ETIMEDOUT when the thread is stuck in I/O (h is then
+ * left to it, not freed). */
+int hb_stop(struct hb_volume *h, unsigned timeout_ms);

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The local IPC server of csv-quorumd (libqb, shared memory): a snapshot
+ * of the state on request, and events pushed to subscribers. Anyone may
+ * connect and read; the credentials of each caller are judged when it
+ * connects, and whether it may change anything is kept with it (no
+ * request changes anything yet). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <qb/qbipc_common.h>
+
+#include "cred.h"
+#include "ipc-proto.h"
+#include "snapshot.h"
+#include "quorumd.h"
+
+struct ipc_client {
+	qb_ipcs_connection_t *c;
+	struct q_client cred;
+	pid_t pid;
+	bool subscribed;
+	struct ipc_client *prev, *next;
+};
+
+static struct quorumd *ipc_daemon;
+
+static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
+{
+	struct ipc_client *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	cl->c = c;
+	cl->cred.uid = uid;
+	cl->cred.gid = gid;
+	cl->cred.may_change = q_may_change(uid, gid, Q_ADMIN_GROUP);
+	qb_ipcs_context_set(c, cl);
+	return 0;
+}
+
+static void ipc_created(qb_ipcs_connection_t *c)
+{
+	struct quorumd *d = ipc_daemon;
+	struct ipc_client *cl = qb_ipcs_context_get(c);
+	struct qb_ipcs_connection_stats st;
+	if (!cl)
+		return;
+	if (qb_ipcs_connection_stats_get(c, &st, QB_FALSE) == 0)
+		cl->pid = st.client_pid;
+	cl->next = d->clients;
+	if (d->clients)
+		d->clients->prev = cl;
+	d->clients = cl;
+	qb_log(LOG_DEBUG, "IPC client pid %d (uid %u, gid %u) connected; it %s change the cluster", (int)cl->pid,
+	       (unsigned)cl->cred.uid, (unsigned)cl->cred.gid, cl->cred.may_change ? "may" : "may not");
+}
+
+static int32_t ipc_closed(qb_ipcs_connection_t *c)
+{
+	return 0;
+}
+
+static void ipc_destroyed(qb_ipcs_connection_t *c)
+{
+	struct quorumd *d = ipc_daemon;
+	struct ipc_client *cl = qb_ipcs_context_get(c);
+	if (!cl)
+		return;
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else if (d->clients == cl)
+		d->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	qb_ipcs_context_set(c, NULL);
+	free(cl);
+}
+
+static ssize_t reply(qb_ipcs_connection_t *c, int32_t id, int32_t error, const char *text)
+{
+	struct qb_ipc_response_header h = { .id = id, .error = error };
+	size_t len = text ? strlen(text) + 1 : 0;
+	struct iovec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)text, .iov_len = len },
+	};
+	if (sizeof(h) + len > CSVQ_IPC_MAX_MSG) {
+		h.error = -EMSGSIZE;
+		len = 0;
+		iov[1].iov_len = 0;
+	}
+	h.size = (int32_t)(sizeof(h) + len);
+	return qb_ipcs_response_sendv(c, iov, len ? 2 : 1);
+}
+
+static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
+{
+	struct quorumd *d = ipc_daemon;
+	struct ipc_client *cl = qb_ipcs_context_get(c);
+	struct qb_ipc_request_header h;
+	if (!cl || size < sizeof(h)) {
+		qb_ipcs_disconnect(c);
+		return 0;
+	}
+	memcpy(&h, data, sizeof(h));
+	d->ipc_requests++;
+	switch (h.id) {
+	case CSVQ_REQ_SNAPSHOT:
+	case CSVQ_REQ_SUBSCRIBE: {
+		/* Fresh facts for the answer. */
+		quorumd_evaluate(d);
+		struct json_object *o = q_snapshot_json(&d->st, q_now_ms(), &cl->cred);
+		char *text = o ? q_json_text(o) : NULL;
+		int32_t id = h.id == CSVQ_REQ_SNAPSHOT ? CSVQ_RES_SNAPSHOT : CSVQ_RES_SUBSCRIBE;
+		ssize_t r = reply(c, id, text ? 0 : -ENOMEM, text);
+		free(text);
+		json_object_put(o);
+		if (r < 0)
+			qb_log(LOG_WARNING, "IPC client pid %d: cannot send the snapshot: %s", (int)cl->pid,
+			       strerror((int)-r));
+		else if (h.id == CSVQ_REQ_SUBSCRIBE && !cl->subscribed) {
+			cl->subscribed = true;
+			qb_log(LOG_INFO, "IPC client pid %d (uid %u) subscribed to events", (int)cl->pid,
+			       (unsigned)cl->cred.uid);
+		}
+		break;
+	}
+	default:
+		reply(c, h.id, -EOPNOTSUPP, NULL);
+		break;
+	}
+	return 0;
+}
+
+void ipc_publish(struct quorumd *d, const char *json)
+{
+	struct qb_ipc_response_header h = { .id = CSVQ_EVENT, .error = 0 };
+	size_t len = strlen(json) + 1;
+	struct iovec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)json, .iov_len = len },
+	};
+	h.size = (int32_t)(sizeof(h) + len);
+	for (struct ipc_client *cl = d->clients, *next; cl; cl = next) {
+		next = cl->next;
+		if (!cl->subscribed)
+			continue;
+		ssize_t r = qb_ipcs_event_sendv(cl->c, iov, 2);
+		if (r < 0) {
+			/* It does not read its events: drop it rather than
+			 * queue without bound. */
+			qb_log(LOG_WARNING, "IPC subscriber pid %d does not take its events (%s): disconnecting it",
+			       (int)cl->pid, strerror((int)-r));
+			cl->subscribed = false;
+			qb_ipcs_disconnect(cl->c);
+		}
+	}
+}
+
+/* ---- the loop glue ---------------------------------------------------------- */
+
+static int32_t poll_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_add(ipc_daemon->loop, p, fd, events, data, fn);
+}
+
+static int32_t poll_mod(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_mod(ipc_daemon->loop, p, fd, events, data, fn);
+}
+
+static int32_t poll_del(int32_t fd)
+{
+	return qb_loop_poll_del(ipc_daemon->loop, fd);
+}
+
+static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
+{
+	return qb_loop_job_add(ipc_daemon->loop, p, data, fn);
+}
+
+int ipc_start(struct quorumd *d, char *err, size_t errlen)
+{
+	static struct qb_ipcs_service_handlers handlers = {
+		.connection_accept = ipc_accept,
+		.connection_created = ipc_created,
+		.msg_process = ipc_msg,
+		.connection_closed = ipc_closed,
+		.connection_destroyed = ipc_destroyed,
+	};
+	static struct qb_ipcs_poll_handlers poll = {
+		.job_add = job_add,
+		.dispatch_add = poll_add,
+		.dispatch_mod = poll_mod,
+		.dispatch_del = poll_del,
+	};
+	ipc_daemon = d;
+	d->ipcs = qb_ipcs_create(d->ipc_name, 0, QB_IPC_SHM, &handlers);
+	if (!d->ipcs) {
+		snprintf(err, errlen, "cannot create the IPC server '%s': %s", d->ipc_name, strerror(errno));
+		return -errno;
+	}
+	qb_ipcs_service_context_set(d->ipcs, d);
+	qb_ipcs_poll_handlers_set(d->ipcs, &poll);
+	qb_ipcs_enforce_buffer_size(d->ipcs, CSVQ_IPC_MAX_MSG);
+	int r = qb_ipcs_run(d->ipcs);
+	if (r < 0) {
+		if (r == -EADDRINUSE)
+			snprintf(err, errlen, "another process already serves the IPC endpoint '%s' "
+				 "(is csv-quorumd running already?)", d->ipc_name);
+		else
+			snprintf(err, errlen, "cannot serve the IPC endpoint '%s': %s", d->ipc_name, strerror(-r));
+		/* qb_ipcs_run() has dropped the service itself on failure. */
+		d->ipcs = NULL;
+		return r;
+	}
+	return 0;
+}
+
+void ipc_stop(struct quorumd *d)
+{
+	if (d->ipcs) {
+		qb_ipcs_destroy(d->ipcs);
+		d->ipcs = NULL;
+	}
+}
