@@ -565,7 +565,7 @@ static void new_name(struct worker *w, char prefix, char *buf, size_t size)
 	/* Now and then a long one. */
 	if (chance(w, 5))
 		snprintf(buf, size, "%c%u-%s", prefix, w->next_name++,
-			 "a-rather-long-name-to-test-longer-directory-entries-in-the-index-xxxxxxxxxxxx");
+			 "a-rather-long-name-to-test-longer-directory-entries-in-the-index-zzzzzzzzzzzz");
 	else
 		snprintf(buf, size, "%c%u", prefix, w->next_name++);
 }
