@@ -101,6 +101,15 @@ check "the first lab still has node 1 quorate with 3" test "$(view 1)" = "3 Yes"
 
 # Membership: every node quorate with three members.
 for i in 1 2 3; do check "node $i is quorate with 3 members" test "$(view "$i")" = "3 Yes"; done
+# csv-quorumd runs on every node: csvctl there reports the cluster.
+for i in 1 2 3; do
+	check "csvctl status on node $i: quorate, 3 members, the volume up on every node" sh -c \
+		"'$LAB' exec $i -- '$build/cli/csvctl' status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s[\"quorum\"][\"quorate\"] and len(s[\"members\"]) == 3 and
+	all(n[\"volumes\"][0][\"state\"] == \"up\" for n in s[\"nodes\"]) else 1)'"
+done
 
 # The volume on every node; a file written on node 1 is read on node 3.
 for i in 1 2 3; do check "vol1 is mounted on node $i" mounted "$i"; done

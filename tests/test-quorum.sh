@@ -214,7 +214,7 @@ up_started=1
 t0=$(now_us)
 if [ $use_lab = 1 ]; then
 	build=$(dirname "$(dirname "$QUORUMD")")
-	if ! "$LAB" up --nodes 3 --lun-size 256M --dir "$dir" --build "$build" >"$work/up.out" 2>&1; then
+	if ! "$LAB" up --nodes 3 --lun-size 256M --dir "$dir" --build "$build" --no-quorumd >"$work/up.out" 2>&1; then
 		fail "csv-lab up"
 		sed 's/^/    /' "$work/up.out"
 		exit 1
