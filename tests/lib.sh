@@ -5,6 +5,9 @@ failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # Records a passed check.
 pass() { echo "ok: $*"; }
+# check WHAT COMMAND...: runs COMMAND and records WHAT as passed or failed
+# (returning 1 then, for a caller that adds details).
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; return 1; fi; }
 
 # Prints a TCP port on 127.0.0.1 that is free now.
 free_port() {

@@ -26,7 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
 uuid=89abcdef-0123-4567-89ab-cdef01234567
 img="$work/lun.img"

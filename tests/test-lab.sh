@@ -29,7 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
 # Microseconds to seconds with one decimal.
 secs() { local d=$(($1 / 100000)); printf '%d.%d' $((d / 10)) $((d % 10)); }

@@ -68,7 +68,6 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; return 1; fi; }
 
 if [ ! -e "$helper" ]; then
 	ln -s "$MOUNT_CSVFS" "$helper" || { echo "cannot create $helper"; exit 1; }

@@ -44,7 +44,6 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; return 1; fi; }
 # section TITLE: starts a part of the test, with the time spent so far.
 section() { echo "== $1 (at ${SECONDS}s)"; }
 # next N: the node after N, of 1 2 3 in a ring.

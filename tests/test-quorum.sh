@@ -16,7 +16,6 @@ for t in corosync corosync-quorumtool nbdkit ip nsenter unshare setpriv python3;
 done
 
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 secs() { local d=$(($1 / 100000)); printf '%d.%d' $((d / 10)) $((d % 10)); }
 now_us() { echo "${EPOCHREALTIME/./}"; }
 

@@ -24,7 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/lib.sh"
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
 img="$work/lun.img"
 key="$work/key"
