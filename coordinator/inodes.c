@@ -240,7 +240,9 @@ void inodes_layout_returned(struct server *s, struct conn *c, uint64_t ref)
 	forget_if_unused(s, st);
 }
 
-static int park(struct inode_state *st, struct conn *c, const void *frame, size_t len)
+/* Parks a copy of the request, behind the others, or in front of them
+ * (front) when it was taken from there and must wait again. */
+static int park(struct inode_state *st, struct conn *c, const void *frame, size_t len, bool front)
 {
 	struct parked *p = calloc(1, sizeof(*p));
 	if (!p || !(p->frame = malloc(len))) {
@@ -250,11 +252,18 @@ static int park(struct inode_state *st, struct conn *c, const void *frame, size_
 	memcpy(p->frame, frame, len);
 	p->len = len;
 	p->c = c;
-	if (st->parked_tail)
-		st->parked_tail->next = p;
-	else
+	if (front) {
+		p->next = st->parked;
 		st->parked = p;
-	st->parked_tail = p;
+		if (!st->parked_tail)
+			st->parked_tail = p;
+	} else {
+		if (st->parked_tail)
+			st->parked_tail->next = p;
+		else
+			st->parked = p;
+		st->parked_tail = p;
+	}
 	return 1;
 }
 
@@ -279,7 +288,7 @@ int inodes_recall(struct server *s, struct conn *c, uint64_t ref, const void *fr
 	if (!st)
 		return 0;
 	if (!st->resuming && (st->recalls || st->parked))
-		return park(st, c, frame, len);
+		return park(st, c, frame, len, false);
 	struct holder *own = holder_of(st, c, false);
 	if (own)
 		own->layout = false;
@@ -310,21 +319,8 @@ int inodes_recall(struct server *s, struct conn *c, uint64_t ref, const void *fr
 	    qb_loop_timer_add(s->loop, QB_LOOP_MED, INODES_RECALL_TIMEOUT_S * QB_TIME_NS_IN_SEC, st, recall_timeout,
 			      &st->timer) == 0)
 		st->timer_armed = true;
-	if (st->resuming) {
-		/* Served again from the parked list: back to its head. */
-		struct parked *p = calloc(1, sizeof(*p));
-		if (!p || !(p->frame = malloc(len))) {
-			free(p);
-			return -ENOMEM;
-		}
-		memcpy(p->frame, frame, len);
-		*p = (struct parked){ .c = c, .frame = p->frame, .len = len, .next = st->parked };
-		st->parked = p;
-		if (!st->parked_tail)
-			st->parked_tail = p;
-		return 1;
-	}
-	return park(st, c, frame, len);
+	/* A request served again from the parked list goes back to its head. */
+	return park(st, c, frame, len, st->resuming);
 }
 
 int inodes_wait_recall(struct server *s, struct conn *c, uint64_t ref, const void *frame, size_t len)
@@ -332,7 +328,7 @@ int inodes_wait_recall(struct server *s, struct conn *c, uint64_t ref, const voi
 	struct inode_state *st = find(s, ref, false);
 	if (!st || st->resuming || (!st->recalls && !st->parked))
 		return 0;
-	return park(st, c, frame, len);
+	return park(st, c, frame, len, false);
 }
 
 void inodes_callback_answered(struct server *s, struct conn *c, uint64_t req_id)
