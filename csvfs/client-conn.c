@@ -289,9 +289,8 @@ int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t *
 		}
 		/* No coordinator: wait up to the reconnect timeout, counted
 		 * from the loss (or this call, if later). */
-		const struct timespec *from = seconds_since(&cc->lost_at) < seconds_since(&start) ? &cc->lost_at
-												   : &start;
-		double left = cc->reconnect_timeout_s - seconds_since(from);
+		double since_lost = seconds_since(&cc->lost_at), since_call = seconds_since(&start);
+		double left = cc->reconnect_timeout_s - (since_lost < since_call ? since_lost : since_call);
 		if (left <= 0)
 			break;
 		struct timespec dl;

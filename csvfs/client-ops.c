@@ -11,7 +11,6 @@
 #include <sys/xattr.h>
 #include <time.h>
 
-#include "blockdev.h"
 #include "client-attrs.h"
 #include "client-conn.h"
 #include "client-files.h"
