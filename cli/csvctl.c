@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* csvctl: the admin CLI of a csvfs cluster. It asks the local csv-quorumd
- * over libqb IPC (see quorum/ipc-proto.h and csv-quorumd(8)). */
+ * over libqb IPC (see lib/quorumd-ipc.h and csv-quorumd(8)). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,7 +16,7 @@
 #include <qb/qbipcc.h>
 
 #include "config.h"
-#include "ipc-proto.h"
+#include "quorumd-ipc.h"
 
 #define PROG "csvctl"
 #define REQUEST_TIMEOUT_MS 10000
@@ -198,8 +198,20 @@ static void print_status(struct json_object *s)
 			snprintf(optbuf + strlen(optbuf), sizeof(optbuf) - strlen(optbuf), "%s%s",
 				 optbuf[0] ? " " : "", names[i]);
 	printf("Options:    %s\n", optbuf[0] ? optbuf : "none");
-	printf("Lease:      %s, %" PRId64 " ms left (lease %" PRId64 " ms)\n", gets(lease, "state", "?"),
-	       geti(lease, "remaining_ms"), geti(lease, "lease_ms"));
+	printf("Lease:      %s, %" PRId64 " ms left (lease %" PRId64 " ms)%s\n", gets(lease, "state", "?"),
+	       geti(lease, "remaining_ms"), geti(lease, "lease_ms"),
+	       getb(lease, "self_fenced") ? "; this node is FENCED (its I/O is stopped)" : "");
+	if (has(lease, "fence_request_seq"))
+		printf("Fence:      node %" PRId64 " asks this node to fence itself (request %" PRId64 ")\n",
+		       geti(lease, "fence_request_from"), geti(lease, "fence_request_seq"));
+	struct json_object *w = get(s, "witness");
+	if (getb(w, "enabled")) {
+		char holder[32] = "nobody";
+		if (has(w, "holder") && geti(w, "holder"))
+			snprintf(holder, sizeof(holder), "node %" PRId64, geti(w, "holder"));
+		printf("Witness:    disk witness held by %s; its vote %s this partition\n", holder,
+		       getb(w, "cast_vote") ? "counts for" : "does NOT count for");
+	}
 	printf("Timing:     heartbeat %" PRId64 " ms, lease %" PRId64 " ms, corosync token %" PRId64 " ms\n",
 	       geti(timing, "heartbeat_ms"), geti(timing, "lease_ms"), geti(timing, "token_ms"));
 
@@ -210,8 +222,8 @@ static void print_status(struct json_object *s)
 		if (l > wname)
 			wname = l;
 	}
-	printf("\nNodes:\n  %-4s %-*s %-7s %-8s %-6s %-16s %s\n", "ID", wname, "NAME", "MEMBER", "QUORUMD", "VOTES",
-	       "ADDRESS", "LINKS");
+	printf("\nNodes:\n  %-4s %-*s %-7s %-8s %-6s %-20s %-16s %s\n", "ID", wname, "NAME", "MEMBER", "QUORUMD",
+	       "VOTES", "FENCE", "ADDRESS", "LINKS");
 	for (size_t i = 0; i < count(nodes); i++) {
 		struct json_object *n = at(nodes, i), *links = get(n, "links"), *addrs = get(n, "addresses");
 		char name[128], linkbuf[256] = "";
@@ -223,8 +235,14 @@ static void print_status(struct json_object *s)
 		}
 		if (!has(n, "reachable"))
 			snprintf(linkbuf, sizeof(linkbuf), "unknown");
-		printf("  %-4" PRId64 " %-*s %-7s %-8s %-6" PRId64 " %-16s %s\n", geti(n, "id"), wname, name,
-		       yesno(getb(n, "member")), yesno(getb(n, "daemon")), geti(n, "votes"),
+		struct json_object *f = get(n, "fence");
+		char fence[64] = "-";
+		if (f && strcmp(gets(f, "state", "none"), "none") != 0)
+			snprintf(fence, sizeof(fence), "%s%s%s", gets(f, "state", "?"),
+				 strcmp(gets(f, "by", "none"), "none") ? " by " : "",
+				 strcmp(gets(f, "by", "none"), "none") ? gets(f, "by", "") : "");
+		printf("  %-4" PRId64 " %-*s %-7s %-8s %-6" PRId64 " %-20s %-16s %s\n", geti(n, "id"), wname, name,
+		       yesno(getb(n, "member")), yesno(getb(n, "daemon")), geti(n, "votes"), fence,
 		       count(addrs) ? json_object_get_string(at(addrs, 0)) : "-", linkbuf[0] ? linkbuf : "-");
 	}
 

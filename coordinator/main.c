@@ -17,6 +17,7 @@
 #include "inodes.h"
 #include "journal.h"
 #include "mft.h"
+#include "lease-client.h"
 #include "record.h"
 #include "server.h"
 #include "volume.h"
@@ -32,6 +33,8 @@ static void usage(FILE *out)
 		"  -a, --listen HOST:PORT  address to accept clients on\n"
 		"  -k, --keyfile FILE      cluster key file (mode 0600 or stricter)\n"
 		"  -n, --node-id N         this node's id (default 1)\n"
+		"  -q, --quorumd NAME      act only while holding this node's lease from the csv-quorumd\n"
+		"                          at IPC endpoint NAME (csv-quorumd); exit 4 when it is lost\n"
 		"  -f, --foreground        stay in the foreground and log to stderr\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n");
@@ -71,6 +74,39 @@ static void check_epoch(void *data)
 			  &s->epoch_timer);
 }
 
+/* Waits this long for a valid lease at start. */
+#define LEASE_WAIT_MS 10000u
+
+/* The lease is lost: a coordinator cannot stop its I/O any faster than by
+ * ending at once, without a checkpoint; the journal holds everything
+ * that was answered. */
+static void on_fence(void *ctx, const char *why)
+{
+	struct server *s = ctx;
+	vlog(s, LOG_CRIT, "self-fence: %s: stopping at once, writing nothing more (exit 4)", why);
+	qb_log_fini();
+	_exit(4);
+}
+
+static int hold_lease(struct server *s, const char *quorumd, const char *lun, struct lease_client **ret,
+		      char *err, size_t errlen)
+{
+	static const struct lease_client_ops ops = { .fence = on_fence };
+	char why[320];
+	int r = lease_client_start(quorumd, "coordinator", lun, &ops, s, ret);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot follow the lease: %s", strerror(-r));
+		return r;
+	}
+	r = lease_client_wait(*ret, LEASE_WAIT_MS, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "this node holds no valid lease after %u ms: %s", LEASE_WAIT_MS, why);
+		lease_client_stop(*ret);
+		*ret = NULL;
+	}
+	return r;
+}
+
 /* Fails with a message on stderr (and in the log). */
 #define die(...)                                          \
 	do {                                              \
@@ -87,12 +123,14 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'a' },
 		{ "keyfile", required_argument, NULL, 'k' },
 		{ "node-id", required_argument, NULL, 'n' },
+		{ "quorumd", required_argument, NULL, 'q' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	const char *lun = NULL, *listen_addr = NULL, *keyfile = NULL;
+	const char *lun = NULL, *listen_addr = NULL, *keyfile = NULL, *quorumd = NULL;
+	struct lease_client *lease = NULL;
 	unsigned long node_id = 1;
 	bool foreground = false;
 	struct server s = { .listen_fd = -1 };
@@ -103,7 +141,7 @@ int main(int argc, char **argv)
 	int opt, r, status = 1;
 	char *end;
 
-	while ((opt = getopt_long(argc, argv, "l:a:k:n:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:a:k:n:q:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': lun = optarg; break;
 		case 'a': listen_addr = optarg; break;
@@ -116,6 +154,7 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'q': quorumd = optarg; break;
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
@@ -140,6 +179,9 @@ int main(int argc, char **argv)
 		die("cannot create the event loop");
 	r = server_listen(&s, listen_addr, err, sizeof(err));
 	if (r < 0)
+		die("%s", err);
+	/* And the lease: without it, nothing may be written. */
+	if (quorumd && hold_lease(&s, quorumd, lun, &lease, err, sizeof(err)) < 0)
 		die("%s", err);
 
 	/* No page cache of the LUN: the clients write file data on it. */
@@ -215,8 +257,15 @@ int main(int argc, char **argv)
 	qb_loop_signal_add(s.loop, QB_LOOP_HIGH, SIGINT, &s, on_stop_signal, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (!foreground && daemon(0, 0) < 0)
-		die("cannot become a daemon: %s", strerror(errno));
+	if (!foreground) {
+		/* Threads do not cross fork(): the lease is followed anew. */
+		lease_client_stop(lease);
+		lease = NULL;
+		if (daemon(0, 0) < 0)
+			die("cannot become a daemon: %s", strerror(errno));
+		if (quorumd && hold_lease(&s, quorumd, lun, &lease, err, sizeof(err)) < 0)
+			die("%s", err);
+	}
 	qb_loop_timer_add(s.loop, QB_LOOP_HIGH, EPOCH_CHECK_MS * QB_TIME_NS_IN_MSEC, &s, check_epoch, &s.epoch_timer);
 	vlog(&s, LOG_NOTICE, "serving on %s as node %u, epoch %llu", listen_addr, s.node_id,
 	     (unsigned long long)s.epoch);
@@ -241,6 +290,7 @@ int main(int argc, char **argv)
 out:
 	if (s.listen_fd >= 0)
 		server_shutdown(&s);
+	lease_client_stop(lease);
 	fs_close(fs);
 	journal_close(j);
 	volume_close(v);

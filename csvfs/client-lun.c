@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <syslog.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "client-conn.h"
 #include "client-log.h"
 #include "client-lun.h"
+#include "lease-client.h"
 #include "wire.h"
 
 static uint64_t now_ns(void)
@@ -31,6 +33,8 @@ int client_lun_open(struct client_lun *l, const char *spec, struct client_conn *
 	l->fs_redirected = fs_redirected;
 	pthread_rwlock_init(&l->lock, NULL);
 	pthread_mutex_init(&l->state_lock, NULL);
+	pthread_mutex_init(&l->gate_lock, NULL);
+	pthread_cond_init(&l->gate_cond, NULL);
 	/* No page cache of the LUN: other nodes write it. */
 	int r = blockdev_open(spec, CSV_BDEV_DIRECT, &l->bd);
 	if (r < 0)
@@ -40,12 +44,15 @@ int client_lun_open(struct client_lun *l, const char *spec, struct client_conn *
 
 void client_lun_close(struct client_lun *l)
 {
+	client_lun_drop_lease(l);
 	if (l->bd)
 		blockdev_close(l->bd);
 	l->bd = NULL;
 	if (l->spec) {
 		pthread_rwlock_destroy(&l->lock);
 		pthread_mutex_destroy(&l->state_lock);
+		pthread_mutex_destroy(&l->gate_lock);
+		pthread_cond_destroy(&l->gate_cond);
 	}
 	free(l->spec);
 	l->spec = NULL;
@@ -159,7 +166,106 @@ static int remote_pwrite(struct client_lun *l, const uint8_t *buf, size_t len, u
 	return 0;
 }
 
-int client_lun_pread(struct client_lun *l, void *buf, size_t len, uint64_t off)
+/* ---- the lease gate --------------------------------------------------------- */
+
+/* Waits until I/O may be issued and counts it in flight: 0, or -EIO after
+ * gate_timeout_s. */
+static int gate_enter(struct client_lun *l)
+{
+	if (!l->lease)
+		return 0;
+	uint64_t until = now_ns() + (uint64_t)l->gate_timeout_s * 1000000000u;
+	pthread_mutex_lock(&l->gate_lock);
+	while (l->gate_closed || !lease_client_valid(l->lease)) {
+		if (now_ns() >= until) {
+			pthread_mutex_unlock(&l->gate_lock);
+			client_log(LOG_ERR, "an I/O waited %u s for this node's lease: it fails with EIO",
+				   l->gate_timeout_s);
+			return -EIO;
+		}
+		if (!l->gate_waiting_logged) {
+			l->gate_waiting_logged = true;
+			client_log(LOG_WARNING, "I/O waits: this node's lease is not valid");
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&l->gate_cond, &l->gate_lock, &ts);
+	}
+	l->gate_waiting_logged = false;
+	l->inflight++;
+	pthread_mutex_unlock(&l->gate_lock);
+	return 0;
+}
+
+static void gate_leave(struct client_lun *l)
+{
+	if (!l->lease)
+		return;
+	pthread_mutex_lock(&l->gate_lock);
+	if (--l->inflight == 0)
+		pthread_cond_broadcast(&l->gate_cond);
+	pthread_mutex_unlock(&l->gate_lock);
+}
+
+/* The lease is lost: no new I/O, and back once what is in flight ended. */
+static void lease_fence(void *ctx, const char *why)
+{
+	struct client_lun *l = ctx;
+	client_log(LOG_CRIT, "self-fence: %s: stopping all I/O on %s", why, l->spec);
+	pthread_mutex_lock(&l->gate_lock);
+	l->gate_closed = true;
+	while (l->inflight)
+		pthread_cond_wait(&l->gate_cond, &l->gate_lock);
+	pthread_mutex_unlock(&l->gate_lock);
+	client_log(LOG_CRIT, "self-fence: no I/O in flight on %s any more", l->spec);
+}
+
+static void lease_resume(void *ctx)
+{
+	struct client_lun *l = ctx;
+	pthread_mutex_lock(&l->gate_lock);
+	l->gate_closed = false;
+	pthread_cond_broadcast(&l->gate_cond);
+	pthread_mutex_unlock(&l->gate_lock);
+	client_log(LOG_NOTICE, "the lease of this node is valid again: I/O on %s resumes", l->spec);
+}
+
+int client_lun_hold_lease(struct client_lun *l, const char *ipc_name, unsigned wait_ms, unsigned timeout_s,
+			  char *err, size_t errlen)
+{
+	static const struct lease_client_ops ops = { .fence = lease_fence, .resume = lease_resume };
+	char why[320];
+	int r = lease_client_start(ipc_name, "csvfs", l->spec, &ops, l, &l->lease);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot follow this node's lease: %s", strerror(-r));
+		l->lease = NULL;
+		return r;
+	}
+	l->gate_timeout_s = timeout_s;
+	if (wait_ms && lease_client_wait(l->lease, wait_ms, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "this node holds no valid lease after %u ms: %s", wait_ms, why);
+		client_lun_drop_lease(l);
+		return -ENOLCK;
+	}
+	return 0;
+}
+
+void client_lun_drop_lease(struct client_lun *l)
+{
+	if (!l->lease)
+		return;
+	lease_client_stop(l->lease);
+	l->lease = NULL;
+}
+
+/* ---- I/O -------------------------------------------------------------------- */
+
+static int lun_pread(struct client_lun *l, void *buf, size_t len, uint64_t off)
 {
 	if (use_direct(l)) {
 		pthread_rwlock_rdlock(&l->lock);
@@ -172,7 +278,7 @@ int client_lun_pread(struct client_lun *l, void *buf, size_t len, uint64_t off)
 	return remote_pread(l, buf, len, off);
 }
 
-int client_lun_pwrite(struct client_lun *l, const void *buf, size_t len, uint64_t off)
+static int lun_pwrite(struct client_lun *l, const void *buf, size_t len, uint64_t off)
 {
 	if (use_direct(l)) {
 		pthread_rwlock_rdlock(&l->lock);
@@ -185,7 +291,7 @@ int client_lun_pwrite(struct client_lun *l, const void *buf, size_t len, uint64_
 	return remote_pwrite(l, buf, len, off);
 }
 
-int client_lun_flush(struct client_lun *l)
+static int lun_flush(struct client_lun *l)
 {
 	int r = -EIO;
 	if (use_direct(l)) {
@@ -214,5 +320,37 @@ int client_lun_flush(struct client_lun *l)
 		l->remote_unflushed = true;
 		pthread_mutex_unlock(&l->state_lock);
 	}
+	return r;
+}
+
+/* ---- through the gate ---------------------------------------------------------- */
+
+int client_lun_pread(struct client_lun *l, void *buf, size_t len, uint64_t off)
+{
+	int r = gate_enter(l);
+	if (r < 0)
+		return r;
+	r = lun_pread(l, buf, len, off);
+	gate_leave(l);
+	return r;
+}
+
+int client_lun_pwrite(struct client_lun *l, const void *buf, size_t len, uint64_t off)
+{
+	int r = gate_enter(l);
+	if (r < 0)
+		return r;
+	r = lun_pwrite(l, buf, len, off);
+	gate_leave(l);
+	return r;
+}
+
+int client_lun_flush(struct client_lun *l)
+{
+	int r = gate_enter(l);
+	if (r < 0)
+		return r;
+	r = lun_flush(l);
+	gate_leave(l);
 	return r;
 }

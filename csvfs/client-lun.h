@@ -15,6 +15,7 @@
 
 struct client_conn;
 struct csv_blockdev;
+struct lease_client;
 
 #define LUN_PROBE_MS 2000
 
@@ -28,6 +29,17 @@ struct client_lun {
 	pthread_mutex_t state_lock;
 	uint64_t retry_at_ns;       /* redirected until then (CLOCK_MONOTONIC); 0 direct */
 	bool remote_unflushed;      /* writes went through the coordinator since its last flush */
+
+	/* The lease gate: with a lease, every LUN I/O, direct or redirected,
+	 * waits while the lease is not valid, and a fence closes the gate and
+	 * waits for the I/O in flight. */
+	struct lease_client *lease; /* NULL: no lease is followed */
+	unsigned gate_timeout_s;    /* I/O waiting longer fails with EIO */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	bool gate_closed;           /* fenced */
+	bool gate_waiting_logged;
+	unsigned inflight;
 };
 
 /* Opens spec (the LUN is needed at mount time). */
@@ -39,3 +51,12 @@ int client_lun_pread(struct client_lun *l, void *buf, size_t len, uint64_t off);
 int client_lun_pwrite(struct client_lun *l, const void *buf, size_t len, uint64_t off);
 /* Makes the writes done so far durable, on the path they took. */
 int client_lun_flush(struct client_lun *l);
+
+/* Holds this node's lease from the csv-quorumd at IPC endpoint ipc_name
+ * and gates every LUN I/O on it; waits up to wait_ms for the lease to be
+ * valid (0: does not wait). I/O that waits longer than timeout_s for it
+ * fails with EIO. err says what is missing. */
+int client_lun_hold_lease(struct client_lun *l, const char *ipc_name, unsigned wait_ms, unsigned timeout_s,
+			  char *err, size_t errlen);
+/* Lets go of the lease (before a fork, and at the end). */
+void client_lun_drop_lease(struct client_lun *l);

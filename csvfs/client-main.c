@@ -17,12 +17,16 @@
 #include "config.h"
 #include "volume.h"
 
+/* The lease must be valid within this at mount time. */
+#define LEASE_WAIT_MS 10000u
+
 struct options {
 	char *coordinator;
 	char *keyfile;
 	unsigned node;
 	double attr_timeout;
 	unsigned reconnect_timeout;
+	char *quorumd;
 	char *lun;
 	int nonopts;
 };
@@ -34,6 +38,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("node=%u", node),
 	OPT("attr_timeout=%lf", attr_timeout),
 	OPT("reconnect_timeout=%u", reconnect_timeout),
+	OPT("quorumd=%s", quorumd),
 	FUSE_OPT_END
 };
 
@@ -61,6 +66,9 @@ static void usage(const char *prog)
 	       "                              (default 1; changes on other nodes drop them at once)\n"
 	       "    -o reconnect_timeout=S    seconds an operation waits for a coordinator\n"
 	       "                              after the connection is lost (default 120)\n"
+	       "    -o quorumd=NAME           do I/O only while this node holds its lease from\n"
+	       "                              the csv-quorumd at IPC endpoint NAME (csv-quorumd);\n"
+	       "                              I/O waits while it is lost, up to reconnect_timeout\n"
 	       "\n",
 	       prog);
 }
@@ -150,6 +158,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "csvfs: cannot open %s: %s\n", o.lun, strerror(-r));
 		goto out;
 	}
+	/* The lease before the mount: a node without it must not mount. */
+	if (o.quorumd) {
+		r = client_lun_hold_lease(&cl.lun, o.quorumd, LEASE_WAIT_MS, o.reconnect_timeout, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "csvfs: %s\n", err);
+			goto out;
+		}
+		/* Threads do not cross the fork of fuse_daemonize(). */
+		client_lun_drop_lease(&cl.lun);
+	}
 	cl.root_ino = w.root_ino;
 	cl.cluster_size = w.cluster_size;
 	cl.name_max = w.name_max;
@@ -176,6 +194,13 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "csvfs: cannot start the connection threads: %s\n", strerror(-r));
 		goto out_unmount;
+	}
+	if (o.quorumd) {
+		r = client_lun_hold_lease(&cl.lun, o.quorumd, 0, o.reconnect_timeout, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "csvfs: %s\n", err);
+			goto out_unmount;
+		}
 	}
 	if (co.singlethread) {
 		ret = fuse_session_loop(se) ? 1 : 0;
@@ -207,6 +232,7 @@ out:
 	free(co.mountpoint);
 	free(o.coordinator);
 	free(o.keyfile);
+	free(o.quorumd);
 	free(o.lun);
 	fuse_opt_free_args(&args);
 	return ret;

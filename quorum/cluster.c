@@ -190,6 +190,8 @@ static void vq_nodelist(votequorum_handle_t h, uint64_t context, votequorum_ring
 {
 	struct quorumd *d = the_daemon;
 	d->st.ring_seq = ring.seq;
+	d->vq_ring = ring;
+	d->have_vq_ring = true;
 	d->refresh_votes = true;
 	quorumd_evaluate_soon(d);
 }
@@ -204,12 +206,74 @@ static void vq_expected(votequorum_handle_t h, uint64_t context, uint32_t expect
 
 /* ---- CPG ---------------------------------------------------------------------- */
 
+static void on_fenced(struct quorumd *d, uint32_t nodeid, const void *msg, size_t len)
+{
+	uint32_t fencer, target;
+	int r = q_fenced_decode(msg, len, &fencer, &target);
+	if (r < 0 || fencer != nodeid) {
+		qb_log(LOG_WARNING, "node %u: a fence message that does not decode or names another sender (%s): ignored",
+		       nodeid, r < 0 ? strerror(-r) : "sender");
+		return;
+	}
+	struct q_node *n = q_state_node(&d->st, target);
+	if (fencer == d->st.node_id || !n)
+		return;
+	if (n->fence == Q_FENCE_PENDING && !n->agent_done) {
+		qb_log(LOG_NOTICE, "node %u reports that its fence agent fenced node %u", fencer, target);
+		n->agent_done = true;
+		quorumd_evaluate_soon(d);
+	}
+}
+
+void cluster_send_fenced(struct quorumd *d, uint32_t target)
+{
+	struct q_fenced_msg m;
+	if (!d->have_cpg || d->lost_pending)
+		return;
+	q_fenced_encode(d->st.node_id, target, &m);
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	cs_error_t e = cpg_mcast_joined(d->cpg, CPG_TYPE_AGREED, &iov, 1);
+	if (e != CS_OK)
+		qb_log(LOG_WARNING, "cannot tell the other nodes that node %u is fenced: %s (they wait for its lease "
+		       "or acknowledgement)", target, cs_strerror(e));
+}
+
+/* ---- the disk witness as quorum device ---------------------------------------- */
+
+#define Q_QDEVICE_NAME "csv-disk-witness"
+
+int cluster_qdevice_register(struct quorumd *d, char *err, size_t errlen)
+{
+	cs_error_t e = votequorum_qdevice_register(d->vq, Q_QDEVICE_NAME);
+	if (e != CS_OK) {
+		snprintf(err, errlen, "votequorum refuses the disk witness as its quorum device (%s): corosync.conf "
+			 "needs quorum { device { model: csvfs; votes: 1 } } and none of two_node, last_man_standing "
+			 "or auto_tie_breaker", cs_strerror(e));
+		return -EINVAL;
+	}
+	d->qdevice_registered = true;
+	return 0;
+}
+
+void cluster_qdevice_poll(struct quorumd *d, bool cast_vote)
+{
+	if (!d->qdevice_registered || !d->have_vq_ring || d->lost_pending)
+		return;
+	cs_error_t e = votequorum_qdevice_poll(d->vq, Q_QDEVICE_NAME, cast_vote, d->vq_ring);
+	if (e != CS_OK && e != CS_ERR_MESSAGE_ERROR)
+		qb_log(LOG_WARNING, "votequorum: cannot poll the disk witness: %s", cs_strerror(e));
+}
+
 static void cpg_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid, uint32_t pid, void *msg,
 			size_t len)
 {
 	struct quorumd *d = the_daemon;
 	struct q_report_vol vols[Q_MAX_VOLUMES];
 	uint32_t sender, n;
+	if (q_is_fenced_msg(msg, len)) {
+		on_fenced(d, nodeid, msg, len);
+		return;
+	}
 	int r = q_report_decode(msg, len, &sender, vols, Q_MAX_VOLUMES, &n);
 	if (r < 0) {
 		qb_log(LOG_WARNING, "node %u: a CPG message of %zu bytes that is not a report (%s): ignored",
@@ -250,6 +314,9 @@ static void cpg_ring_change(cpg_handle_t h, struct cpg_ring_id ring, uint32_t nm
 {
 	struct quorumd *d = the_daemon;
 	d->st.ring_seq = ring.seq;
+	d->vq_ring.nodeid = ring.nodeid;
+	d->vq_ring.seq = ring.seq;
+	d->have_vq_ring = true;
 	for (uint32_t i = 0; i < d->st.nnodes; i++) {
 		struct q_node *nd = &d->st.nodes[i];
 		nd->member = false;
@@ -433,8 +500,13 @@ void cluster_disconnect(struct quorumd *d)
 			cpg_leave(d->cpg, &g);
 		cpg_finalize(d->cpg);
 	}
-	if (d->have_vq)
+	if (d->have_vq) {
+		if (d->qdevice_registered && d->st.connected && !d->lost_pending)
+			votequorum_qdevice_unregister(d->vq, Q_QDEVICE_NAME);
 		votequorum_finalize(d->vq);
+	}
+	d->qdevice_registered = false;
+	d->have_vq_ring = false;
 	if (d->have_cfg)
 		corosync_cfg_finalize(d->cfg);
 	if (d->have_cmap) {
@@ -513,7 +585,11 @@ int cluster_connect(struct quorumd *d, char *err, size_t errlen)
 
 	TRY("votequorum: cannot connect", votequorum_initialize(&d->vq, &vq_cb));
 	d->have_vq = true;
-	TRY("votequorum: cannot track quorum", votequorum_trackstart(d->vq, 0, CS_TRACK_CHANGES));
+	TRY("votequorum: cannot track quorum", votequorum_trackstart(d->vq, 0, CS_TRACK_CURRENT | CS_TRACK_CHANGES));
+	if (d->st.witness && cluster_qdevice_register(d, err, errlen) < 0) {
+		cluster_disconnect(d);
+		return -EINVAL;
+	}
 
 	TRY("cfg: cannot connect", corosync_cfg_initialize(&d->cfg, &cfg_cb));
 	d->have_cfg = true;

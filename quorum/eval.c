@@ -19,30 +19,6 @@ uint64_t q_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Why the lease is not renewed now, for the log. */
-static void lease_reason(const struct quorumd *d, uint64_t now, char *buf, size_t len)
-{
-	const struct q_state *st = &d->st;
-	char name[600];
-	if (!st->connected) {
-		snprintf(buf, len, "corosync is not reachable (%s)", st->disconnect_reason);
-		return;
-	}
-	if (!st->quorate) {
-		snprintf(buf, len, "this node is not quorate");
-		return;
-	}
-	for (uint32_t k = 0; k < st->nvolumes; k++) {
-		const struct q_volume *v = &st->volumes[k];
-		if (!q_volume_writing(v, st->timing.heartbeat_ms, now)) {
-			snprintf(buf, len, "its heartbeat writes on volume %s fail%s%s", q_volume_name(v, name, sizeof(name)),
-				 v->error[0] ? ": " : "", v->error);
-			return;
-		}
-	}
-	snprintf(buf, len, "unknown");
-}
-
 static int event_priority(const struct q_event *ev)
 {
 	switch (ev->kind) {
@@ -57,6 +33,10 @@ static int event_priority(const struct q_event *ev)
 		return ev->to == Q_SAN_UP ? LOG_NOTICE : LOG_WARNING;
 	case Q_EV_LEASE:
 		return ev->to == Q_LEASE_VALID ? LOG_NOTICE : LOG_CRIT;
+	case Q_EV_FENCE:
+		return ev->to == Q_FENCE_NONE ? LOG_NOTICE : LOG_CRIT;
+	case Q_EV_WITNESS:
+		return ev->on ? LOG_NOTICE : LOG_WARNING;
 	}
 	return LOG_NOTICE;
 }
@@ -67,21 +47,6 @@ static void on_event(const struct q_event *ev, void *ctx)
 	uint64_t now = q_now_ms();
 	qb_log(event_priority(ev), "%s", ev->message);
 
-	/* What this node must stop, once per loss of the lease or of quorum. */
-	if (ev->kind == Q_EV_LEASE && ev->to == Q_LEASE_VALID)
-		d->fence_warned = false;
-	if (((ev->kind == Q_EV_QUORUM && !ev->on) || (ev->kind == Q_EV_LEASE && ev->to == Q_LEASE_EXPIRING)) &&
-	    !d->fence_warned) {
-		uint64_t left;
-		char why[512];
-		q_lease_state(&d->st, now, &left);
-		lease_reason(d, now, why, sizeof(why));
-		qb_log(LOG_CRIT, "lease self-fence: the lease of this node is no longer renewed (%s): this node "
-		       "must stop all I/O of its csvfs clients, give up its coordinator roles and stop its VMs "
-		       "within %" PRIu64 " ms, before its lease expires (csv-quorumd does not stop them itself yet)",
-		       why, left);
-		d->fence_warned = true;
-	}
 	if (ev->kind == Q_EV_LEASE && ev->to == Q_LEASE_EXPIRED)
 		qb_log(LOG_CRIT, "lease self-fence: the lease of this node has expired: the other nodes may now "
 		       "take over what this node held; it must not issue any I/O on the shared volumes");
@@ -143,6 +108,56 @@ static void log_initial(struct quorumd *d, const struct q_view *v)
 	}
 }
 
+/* This node's fence acknowledgements and requests as its volumes show
+ * them, and the witness vote, before the lease is judged. */
+static void fence_inputs(struct quorumd *d, uint64_t now)
+{
+	struct q_state *st = &d->st;
+	for (uint32_t k = 0; k < st->nvolumes; k++) {
+		const struct q_slot *own = q_volume_slot_of(&st->volumes[k], st->node_id);
+		if (own && own->fence_ack_seq > st->fence_acked_seq)
+			st->fence_acked_seq = own->fence_ack_seq;
+	}
+	if (q_mailbox_check(st))
+		qb_log(LOG_CRIT, "node %u asks this node to fence itself (request %" PRIu64 ")", st->fence_request_from,
+		       st->fence_request_seq);
+	if (st->witness) {
+		st->cast_vote = q_witness_vote(st, now);
+		cluster_qdevice_poll(d, st->cast_vote);
+	}
+}
+
+/* Hands each heartbeat thread what it must write: the fence flag and
+ * acknowledgement, the fence requests for pending nodes, the witness. */
+static void set_controls(struct quorumd *d)
+{
+	const struct q_state *st = &d->st;
+	for (uint32_t k = 0; k < st->nvolumes; k++) {
+		const struct q_volume *v = &st->volumes[k];
+		struct hb_control c = {
+			.fenced = st->self_fenced,
+			.fence_ack_seq = st->fence_acked_seq,
+			.witness = st->witness && k == 0,
+			.witness_want = k == 0 && q_witness_want(st),
+			.witness_lease_ms = st->timing.lease_ms,
+		};
+		for (uint32_t i = 0; i < st->nnodes && c.nrequests < Q_MAX_NODES; i++) {
+			const struct q_node *n = &st->nodes[i];
+			if (n->fence != Q_FENCE_PENDING)
+				continue;
+			/* Its slot: where its heartbeat is, else its nodelist position. */
+			uint32_t slot = n->position;
+			for (uint32_t s = 0; s < v->nslots; s++)
+				if (v->slots[s].valid && v->slots[s].node_id == n->id)
+					slot = s;
+			c.requests[c.nrequests].slot = slot;
+			c.requests[c.nrequests].seq = n->fence_seq;
+			c.nrequests++;
+		}
+		hb_set_control(d->hb[k], &c);
+	}
+}
+
 void quorumd_evaluate(struct quorumd *d)
 {
 	uint64_t now = q_now_ms();
@@ -153,13 +168,17 @@ void quorumd_evaluate(struct quorumd *d)
 		hb_read(d->hb[k], &d->st.volumes[k]);
 		log_volume_changes(d, k, now);
 	}
+	fence_inputs(d, now);
 	q_lease_renew(&d->st, now);
+	q_fence_update(&d->st, now);
+	lf_update(d, now);
+	agent_update(d, now);
+	set_controls(d);
 	q_view_compute(&d->st, now, &v);
 	if (d->evaluated) {
 		q_view_diff(&d->st, &d->view, &v, on_event, d);
 	} else if (now - d->started_ms >= Q_SETTLE_MS + 3 * d->st.timing.heartbeat_ms) {
 		log_initial(d, &v);
-		d->fence_warned = v.lease != Q_LEASE_VALID;
 		d->evaluated = true;
 	}
 	d->view = v;

@@ -28,12 +28,16 @@ struct hb_volume {
 	pthread_cond_t wake;
 	bool stop;                 /* under lock */
 	bool done;                 /* under lock: the thread has finished */
+	struct hb_control ctl;     /* under lock */
 
 	/* The thread's own. */
 	struct csv_volume *v;
 	uint8_t *buf;              /* every heartbeat and mailbox block */
 	bool seen[Q_MAX_NODES];    /* slot read at least once */
 	bool incarnated;           /* the incarnation was bumped */
+	uint64_t acked_at_start;   /* the own slot's fence_ack_seq when first read */
+	uint64_t written_req[Q_MAX_NODES]; /* fence request last written per slot */
+	struct hb_control cur;     /* ctl as taken at the start of the round */
 	struct q_volume work;
 
 	/* Published under lock. */
@@ -74,6 +78,17 @@ static void close_volume(struct hb_volume *h)
 static uint64_t hb_block(const struct csv_volume *v, uint32_t s)
 {
 	return v->g.cluster_area_block + 2 + 2 * (uint64_t)s;
+}
+
+/* The block numbers of the witness and of slot s's mailbox. */
+static uint64_t witness_block(const struct csv_volume *v)
+{
+	return v->g.cluster_area_block + 1;
+}
+
+static uint64_t mailbox_block(const struct csv_volume *v, uint32_t s)
+{
+	return hb_block(v, s) + 1;
 }
 
 static int probe(const char *spec, uint32_t slot, uint32_t node_id, char *err, size_t errlen)
@@ -218,6 +233,7 @@ static bool decode_slot(struct hb_volume *h, uint32_t i, const uint8_t *blk, str
 	s->seq = le64_to_cpu(b->seq);
 	s->incarnation = le64_to_cpu(b->incarnation);
 	s->wall_ns = le64_to_cpu(b->wall_ns);
+	s->fence_ack_seq = le64_to_cpu(b->fence_ack_seq);
 	memcpy(s->name, b->node_name, sizeof(b->node_name));
 	s->name[Q_NAME_MAX] = '\0';
 	return true;
@@ -258,7 +274,7 @@ static int open_volume(struct hb_volume *h)
 		snprintf(w->label, sizeof(w->label), "%s", g->label);
 		w->max_nodes = g->max_nodes;
 		w->nslots = MIN(g->max_nodes, (uint32_t)Q_MAX_NODES);
-		h->buf = malloc((size_t)2 * g->max_nodes * CSV_BLOCK_SIZE);
+		h->buf = malloc((size_t)(1 + 2 * g->max_nodes) * CSV_BLOCK_SIZE);
 		if (!h->buf) {
 			fail(h, "no memory for the cluster area of %s", h->spec);
 			close_volume(h);
@@ -286,6 +302,7 @@ static int open_volume(struct hb_volume *h)
 			}
 			w->seq = s.seq;
 			w->incarnation = s.incarnation + 1;
+			h->acked_at_start = s.fence_ack_seq;
 		} else {
 			/* Torn by a crash of this node's last write: it is ours. */
 			w->seq = 0;
@@ -305,9 +322,13 @@ static int write_own(struct hb_volume *h, uint32_t flags)
 		return -ENOMEM;
 	struct csv_d_heartbeat *b = (void *)blk;
 	uint64_t seq = w->seq + 1;
+	uint64_t acked = MAX(h->cur.fence_ack_seq, h->acked_at_start);
+	if (h->cur.fenced && flags)
+		flags |= CSV_HB_FENCED;
 	b->node_id = cpu_to_le32(h->node_id);
 	b->flags = cpu_to_le32(flags);
 	b->seq = cpu_to_le64(seq);
+	b->fence_ack_seq = cpu_to_le64(acked);
 	b->incarnation = cpu_to_le64(w->incarnation);
 	b->wall_ns = cpu_to_le64(realtime_ns());
 	b->interval_ms = cpu_to_le32(h->interval_ms);
@@ -332,10 +353,129 @@ static int write_own(struct hb_volume *h, uint32_t flags)
 	return 0;
 }
 
+/* The own mailbox: a request of another node, or nothing. */
+static void decode_mailbox(struct hb_volume *h, const uint8_t *blk)
+{
+	const struct csv_d_mailbox *m = (const void *)blk;
+	struct q_volume *w = &h->work;
+	if (meta_verify(blk, CSV_BLOCK_SIZE, CSV_MAGIC_MAILBOX, mailbox_block(h->v, h->slot), w->uuid, NULL) < 0) {
+		w->mailbox_from = w->mailbox_request = 0;
+		w->mailbox_seq = 0;
+		return;
+	}
+	w->mailbox_from = le32_to_cpu(m->from_node);
+	w->mailbox_request = le32_to_cpu(m->request);
+	w->mailbox_seq = le64_to_cpu(m->request_seq);
+}
+
+static void decode_witness(struct hb_volume *h, const uint8_t *blk, uint64_t now)
+{
+	const struct csv_d_witness *b = (const void *)blk;
+	struct q_volume *w = &h->work;
+	if (meta_verify(blk, CSV_BLOCK_SIZE, CSV_MAGIC_WITNESS, witness_block(h->v), w->uuid, NULL) < 0) {
+		/* Never written (mkfs leaves it zero) or torn: free. */
+		w->witness_valid = true;
+		if (w->witness_holder || w->witness_seq)
+			w->witness_changed_ms = now;
+		w->witness_holder = 0;
+		w->witness_generation = w->witness_seq = 0;
+		return;
+	}
+	uint32_t holder = le32_to_cpu(b->holder_node);
+	uint64_t gen = le64_to_cpu(b->generation), seq = le64_to_cpu(b->renew_seq);
+	if (!w->witness_valid || holder != w->witness_holder || gen != w->witness_generation || seq != w->witness_seq)
+		w->witness_changed_ms = now;  /* the first sight starts the clock too */
+	w->witness_valid = true;
+	w->witness_holder = holder;
+	w->witness_generation = gen;
+	w->witness_seq = seq;
+}
+
+/* Writes the witness block with this node as holder. */
+static int write_witness(struct hb_volume *h, uint64_t generation, uint64_t seq)
+{
+	struct q_volume *w = &h->work;
+	_cleanup_free_ uint8_t *blk = calloc(1, CSV_BLOCK_SIZE);
+	if (!blk)
+		return -ENOMEM;
+	struct csv_d_witness *b = (void *)blk;
+	b->holder_node = cpu_to_le32(h->node_id);
+	b->generation = cpu_to_le64(generation);
+	b->renew_seq = cpu_to_le64(seq);
+	b->lease_ms = cpu_to_le64(h->cur.witness_lease_ms);
+	b->wall_ns = cpu_to_le64(realtime_ns());
+	uint64_t bnr = witness_block(h->v);
+	meta_seal(blk, CSV_BLOCK_SIZE, CSV_MAGIC_WITNESS, bnr, w->uuid, 0);
+	int r = volume_write_raw(h->v, bnr, 1, blk);
+	if (r == 0)
+		r = blockdev_flush(h->v->bd);
+	if (r < 0)
+		fail(h, "writing the disk witness failed: %s", strerror(-r));
+	return r;
+}
+
+/* One round of the witness, after the read: the holder renews it; a node
+ * that wants it takes it when it is free or has not changed for the
+ * witness lease (plus a heartbeat, for the holder's last write in
+ * flight). A taker holds it only once it reads its own write back at the
+ * next round and renews it: of two takers, the later write wins. */
+static void witness_round(struct hb_volume *h)
+{
+	struct q_volume *w = &h->work;
+	if (!h->cur.witness || !w->witness_valid)
+		return;
+	uint64_t now = mono_ms();
+	if (w->witness_holder == h->node_id) {
+		if (write_witness(h, w->witness_generation, w->witness_seq + 1) == 0) {
+			w->witness_held_ms = now;
+			w->witness_seq++;
+			w->witness_changed_ms = now;
+		}
+		return;
+	}
+	if (!h->cur.witness_want)
+		return;
+	bool stale = w->witness_changed_ms && now >= w->witness_changed_ms + h->cur.witness_lease_ms + h->interval_ms;
+	if (w->witness_holder == 0 || stale) {
+		(void)write_witness(h, w->witness_generation + 1, w->witness_seq + 1);
+	}
+}
+
+/* Writes the fence requests the loop asked for, each once. */
+static void write_requests(struct hb_volume *h)
+{
+	struct q_volume *w = &h->work;
+	for (uint32_t i = 0; i < h->cur.nrequests; i++) {
+		uint32_t slot = h->cur.requests[i].slot;
+		uint64_t seq = h->cur.requests[i].seq;
+		if (slot >= w->nslots || slot == h->slot || h->written_req[slot] == seq)
+			continue;
+		_cleanup_free_ uint8_t *blk = calloc(1, CSV_BLOCK_SIZE);
+		if (!blk)
+			return;
+		struct csv_d_mailbox *m = (void *)blk;
+		m->from_node = cpu_to_le32(h->node_id);
+		m->request = cpu_to_le32(CSV_MAILBOX_FENCE);
+		m->request_seq = cpu_to_le64(seq);
+		m->wall_ns = cpu_to_le64(realtime_ns());
+		uint64_t bnr = mailbox_block(h->v, slot);
+		meta_seal(blk, CSV_BLOCK_SIZE, CSV_MAGIC_MAILBOX, bnr, w->uuid, 0);
+		int r = volume_write_raw(h->v, bnr, 1, blk);
+		if (r == 0)
+			r = blockdev_flush(h->v->bd);
+		if (r < 0) {
+			fail(h, "writing a fence request to the mailbox of slot %u failed: %s", slot, strerror(-r));
+			return;
+		}
+		h->written_req[slot] = seq;
+	}
+}
+
 static int read_all(struct hb_volume *h, bool wrote)
 {
 	struct q_volume *w = &h->work;
-	int r = volume_read_raw(h->v, hb_block(h->v, 0), 2 * w->max_nodes, h->buf);
+	/* The witness, then every heartbeat and mailbox, in one read. */
+	int r = volume_read_raw(h->v, witness_block(h->v), 1 + 2 * w->max_nodes, h->buf);
 	uint64_t now = mono_ms();
 	if (r < 0) {
 		w->reads_failed++;
@@ -345,7 +485,7 @@ static int read_all(struct hb_volume *h, bool wrote)
 	w->last_read_ok_ms = now;
 	for (uint32_t i = 0; i < w->nslots; i++) {
 		struct q_slot *s = &w->slots[i], n = *s;
-		if (!decode_slot(h, i, h->buf + (size_t)2 * i * CSV_BLOCK_SIZE, &n)) {
+		if (!decode_slot(h, i, h->buf + (size_t)(1 + 2 * i) * CSV_BLOCK_SIZE, &n)) {
 			s->valid = false;
 			continue;
 		}
@@ -360,19 +500,36 @@ static int read_all(struct hb_volume *h, bool wrote)
 		*s = n;
 		h->seen[i] = true;
 	}
+	decode_mailbox(h, h->buf + (size_t)(2 + 2 * h->slot) * CSV_BLOCK_SIZE);
+	if (h->cur.witness)
+		decode_witness(h, h->buf, now);
 	return 0;
 }
 
 static void round_once(struct hb_volume *h)
 {
+	pthread_mutex_lock(&h->lock);
+	h->cur = h->ctl;
+	pthread_mutex_unlock(&h->lock);
 	if (!h->v && open_volume(h) < 0)
 		return;
 	int r = write_own(h, CSV_HB_RUNNING);
 	bool wrote = r == 0;
 	/* The others' slots are worth reading even when the own write failed
 	 * (a write error, not a dead path); a read failure closes. */
-	if (read_all(h, wrote) < 0 || !wrote)
+	if (read_all(h, wrote) < 0 || !wrote) {
 		close_volume(h);
+		return;
+	}
+	write_requests(h);
+	witness_round(h);
+}
+
+void hb_set_control(struct hb_volume *h, const struct hb_control *c)
+{
+	pthread_mutex_lock(&h->lock);
+	h->ctl = *c;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void publish(struct hb_volume *h)

@@ -31,6 +31,23 @@ int hb_probe(const char *spec, uint32_t slot, uint32_t node_id, unsigned timeout
 /* Starts the thread of one volume. */
 int hb_start(const struct hb_config *cfg, struct hb_volume **ret);
 
+/* What the loop asks of the thread, taken at its next round. */
+struct hb_control {
+	bool fenced;             /* write CSV_HB_FENCED: this node's I/O is stopped */
+	uint64_t fence_ack_seq;  /* the fence request acknowledged */
+	bool witness;            /* run the disk witness of this volume */
+	bool witness_want;       /* take it when free or not renewed for its lease */
+	uint32_t witness_lease_ms;
+	uint32_t nrequests;      /* fence requests to write, once each */
+	struct {
+		uint32_t slot;
+		uint64_t seq;
+	} requests[Q_MAX_NODES];
+};
+
+/* Hands the thread what the loop wants of it. */
+void hb_set_control(struct hb_volume *h, const struct hb_control *c);
+
 /* Copies what the thread found into out (under its mutex). */
 void hb_read(struct hb_volume *h, struct q_volume *out);
 

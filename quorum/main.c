@@ -16,13 +16,14 @@
 
 #include "config.h"
 #include "daemon-log.h"
-#include "ipc-proto.h"
+#include "quorumd-ipc.h"
 #include "quorumd.h"
 
 #define PROG "csv-quorumd"
 
 #define DEFAULT_HEARTBEAT_MS 500u
 #define DEFAULT_LEASE_MS 3000u
+#define DEFAULT_FENCE_TIMEOUT_MS 60000u
 /* A volume that does not open within this at start is left to its
  * heartbeat thread. */
 #define PROBE_TIMEOUT_MS 5000u
@@ -44,11 +45,18 @@ static void usage(FILE *out)
 		"  -L, --lease-ms L         lease of this node (default %u)\n"
 		"  -T, --token-ms T         the corosync token timeout to check L against (default: read\n"
 		"                           from corosync)\n"
+		"  -w, --witness            run the disk witness of the first volume as votequorum's\n"
+		"                           quorum device (two-node clusters)\n"
+		"  -F, --fence-agent PATH   fence agent to run against lost nodes (fence-agents\n"
+		"                           interface: key=value lines on standard input)\n"
+		"  -a, --fence-action ACT   the agent's action: off or reboot (default reboot)\n"
+		"  -o, --fence-option K=V   a line to add to the agent's input (repeatable)\n"
+		"  -t, --fence-timeout-ms N the agent is killed and retried after this (default %u)\n"
 		"  -i, --ipc-name NAME      IPC endpoint to serve (default " CSVQ_IPC_DEFAULT_NAME ")\n"
 		"  -f, --foreground         stay in the foreground and log to stderr\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n",
-		DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS);
+		DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, DEFAULT_FENCE_TIMEOUT_MS);
 }
 
 static bool log_to_stderr;
@@ -155,6 +163,11 @@ int main(int argc, char **argv)
 		{ "lease-ms", required_argument, NULL, 'L' },
 		{ "token-ms", required_argument, NULL, 'T' },
 		{ "ipc-name", required_argument, NULL, 'i' },
+		{ "witness", no_argument, NULL, 'w' },
+		{ "fence-agent", required_argument, NULL, 'F' },
+		{ "fence-action", required_argument, NULL, 'a' },
+		{ "fence-option", required_argument, NULL, 'o' },
+		{ "fence-timeout-ms", required_argument, NULL, 't' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -173,8 +186,11 @@ int main(int argc, char **argv)
 	t->lease_ms = DEFAULT_LEASE_MS;
 	snprintf(d->ipc_name, sizeof(d->ipc_name), "%s", CSVQ_IPC_DEFAULT_NAME);
 	d->cmap_fd = d->vq_fd = d->cpg_fd = d->cfg_fd = -1;
+	d->agent_out = -1;
+	d->agent_action = "reboot";
+	d->agent_timeout_ms = DEFAULT_FENCE_TIMEOUT_MS;
 
-	while ((opt = getopt_long(argc, argv, "n:v:s:H:L:T:i:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:v:s:H:L:T:i:wF:a:o:t:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
 			if (!parse_u32("--node-id", optarg, 1, UINT32_MAX, &d->opt_node_id))
@@ -215,6 +231,38 @@ int main(int argc, char **argv)
 			}
 			snprintf(d->ipc_name, sizeof(d->ipc_name), "%s", optarg);
 			break;
+		case 'w': d->st.witness = true; break;
+		case 'F':
+			if (access(optarg, X_OK) < 0) {
+				fprintf(stderr, PROG ": --fence-agent '%s' is not an executable file: %s\n", optarg,
+					strerror(errno));
+				return 1;
+			}
+			d->agent_path = optarg;
+			break;
+		case 'a':
+			if (strcmp(optarg, "off") != 0 && strcmp(optarg, "reboot") != 0) {
+				fprintf(stderr, PROG ": --fence-action '%s' is neither off nor reboot\n", optarg);
+				return 1;
+			}
+			d->agent_action = optarg;
+			break;
+		case 'o':
+			if (!strchr(optarg, '=') || optarg[0] == '=' || strchr(optarg, '\n')) {
+				fprintf(stderr, PROG ": --fence-option '%s' is not KEY=VALUE on one line\n", optarg);
+				return 1;
+			}
+			if (d->agent_nargs == sizeof(d->agent_args) / sizeof(d->agent_args[0])) {
+				fprintf(stderr, PROG ": at most %zu --fence-option options\n",
+					sizeof(d->agent_args) / sizeof(d->agent_args[0]));
+				return 1;
+			}
+			d->agent_args[d->agent_nargs++] = optarg;
+			break;
+		case 't':
+			if (!parse_u32("--fence-timeout-ms", optarg, 100, 3600000, &d->agent_timeout_ms))
+				return 1;
+			break;
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
@@ -224,6 +272,10 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return 1;
+	}
+	if (d->st.witness && d->nspecs == 0) {
+		fprintf(stderr, PROG ": --witness needs a --volume: the witness is in the first volume's cluster area\n");
 		return 1;
 	}
 	/* The checks that need no corosync come before anything starts. */
@@ -304,8 +356,10 @@ int main(int argc, char **argv)
 
 	d->started_ms = q_now_ms();
 	qb_log(LOG_NOTICE, "started as node %u (%s), slot %u, %u volume(s); heartbeat %u ms, lease %u ms, "
-	       "token %u ms; IPC endpoint '%s'", d->st.node_id, d->st.node_name, slot, d->st.nvolumes,
-	       t->heartbeat_ms, t->lease_ms, t->token_ms, d->ipc_name);
+	       "token %u ms; IPC endpoint '%s'; disk witness %s; fence agent %s%s%s", d->st.node_id, d->st.node_name,
+	       slot, d->st.nvolumes, t->heartbeat_ms, t->lease_ms, t->token_ms, d->ipc_name,
+	       d->st.witness ? "on" : "off", d->agent_path ? d->agent_path : "none",
+	       d->agent_path ? " action=" : "", d->agent_path ? d->agent_action : "");
 	quorumd_evaluate(d);
 	started = true;
 	if (ready_fd >= 0) {
@@ -319,6 +373,7 @@ out:
 	/* The endpoint goes first: a client must not read a state that is
 	 * being taken apart. */
 	ipc_stop(d);
+	agent_stop(d);
 	for (uint32_t k = 0; k < Q_MAX_VOLUMES; k++) {
 		if (!d->hb[k])
 			continue;

@@ -47,7 +47,6 @@ struct quorumd {
 	struct q_view view;          /* as last evaluated */
 	bool evaluated;              /* view holds something */
 	uint64_t started_ms;         /* changes are logged from Q_SETTLE after this */
-	bool fence_warned;           /* the self-fence line was logged since the lease was last valid */
 
 	/* Options. */
 	uint32_t opt_node_id;        /* 0: from corosync */
@@ -88,6 +87,30 @@ struct quorumd {
 	qb_ipcs_service_t *ipcs;
 	struct ipc_client *clients;
 	uint64_t ipc_requests;
+
+	/* Self-fence (localfence.c). */
+	bool stopping;               /* the holders were told to stop */
+	uint64_t kill_at_ms;         /* holders not stopped by then are killed */
+	char stop_reason[300];
+
+	/* Fence agent (agent.c). */
+	const char *agent_path;      /* NULL: none */
+	const char *agent_action;    /* off, reboot */
+	uint32_t agent_nargs;
+	const char *agent_args[32];  /* key=value lines */
+	uint32_t agent_timeout_ms;
+	pid_t agent_pid;             /* running, 0: none */
+	uint32_t agent_target;
+	uint64_t agent_started_ms;
+	int agent_out;               /* its stdout and stderr, -1: none */
+	char agent_output[1024];
+	size_t agent_output_len;
+	uint64_t agent_retry_ms[Q_MAX_NODES]; /* per node index: not before */
+
+	/* Disk witness as a votequorum quorum device. */
+	bool qdevice_registered;
+	bool have_vq_ring;
+	votequorum_ring_id_t vq_ring;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC). */
@@ -110,6 +133,14 @@ void cluster_send_report(struct quorumd *d);
  * totem.token); 0 when cmap has neither. */
 uint32_t cluster_token_ms(struct quorumd *d);
 
+/* Registers the disk witness as votequorum's quorum device; err names
+ * what corosync needs when it refuses. */
+int cluster_qdevice_register(struct quorumd *d, char *err, size_t errlen);
+/* Tells votequorum whether the witness votes for this partition. */
+void cluster_qdevice_poll(struct quorumd *d, bool cast_vote);
+/* Multicasts that a fence agent confirmed the fence of node target. */
+void cluster_send_fenced(struct quorumd *d, uint32_t target);
+
 /* ---- eval.c: judging the state -------------------------------------------- */
 
 /* Copies the heartbeat findings, renews the lease, computes the view and
@@ -118,9 +149,46 @@ void quorumd_evaluate(struct quorumd *d);
 /* Schedules an evaluation at the loop's next turn (from callbacks). */
 void quorumd_evaluate_soon(struct quorumd *d);
 
+/* ---- localfence.c: the lease holders of this node -------------------------- */
+
+/* Tells the holders the lease, stops them when it is lost or a fence is
+ * requested, kills those that do not stop in time, and marks this node
+ * fenced once all have stopped. */
+void lf_update(struct quorumd *d, uint64_t now_ms);
+/* What a holder may do now, as the JSON text of a CSVQ_LEASE message
+ * (malloc'd). */
+char *lf_lease_text(struct quorumd *d, uint64_t now_ms);
+
+/* ---- agent.c: the fence agent ----------------------------------------------- */
+
+/* Runs the fence agent for a pending node when this node is the fencer
+ * (the quorate member with the lowest id whose csv-quorumd runs), and
+ * collects its outcome. */
+void agent_update(struct quorumd *d, uint64_t now_ms);
+/* Kills a running agent (at stop). */
+void agent_stop(struct quorumd *d);
+
 /* ---- ipc.c: the local IPC server ------------------------------------------ */
 
 int ipc_start(struct quorumd *d, char *err, size_t errlen);
 void ipc_stop(struct quorumd *d);
 /* Pushes an event text to every subscriber. */
 void ipc_publish(struct quorumd *d, const char *json);
+
+/* A local process holding the lease (struct ipc_client of ipc.c). */
+struct ipc_holder {
+	bool holder;
+	char role[32];
+	char what[256];
+	bool told_fence;             /* sent fence: true */
+	bool stopped;                /* said it stopped (or never started) */
+	bool killed;
+	uint64_t killed_ms;
+	uint64_t pushed_ms;          /* the last lease message */
+};
+/* Iterates over the holders: returns the next after cl (NULL: the first),
+ * with its pid and its holder record. */
+struct ipc_client *ipc_next_holder(struct quorumd *d, struct ipc_client *cl, pid_t *ret_pid,
+				   struct ipc_holder **ret_h);
+/* Sends a lease message to one holder; false when it cannot be sent. */
+bool ipc_send_lease(struct ipc_client *cl, const char *json);

@@ -59,3 +59,37 @@ int q_report_decode(const void *buf, size_t len, uint32_t *ret_node_id, struct q
 	*ret_nvol = n;
 	return 0;
 }
+
+bool q_is_fenced_msg(const void *buf, size_t len)
+{
+	le32 magic;
+	if (len < sizeof(magic))
+		return false;
+	memcpy(&magic, buf, sizeof(magic));
+	return le32_to_cpu(magic) == Q_FENCED_MAGIC;
+}
+
+void q_fenced_encode(uint32_t fencer, uint32_t target, struct q_fenced_msg *ret)
+{
+	*ret = (struct q_fenced_msg){
+		.magic = cpu_to_le32(Q_FENCED_MAGIC),
+		.version = cpu_to_le16(Q_FENCED_VERSION),
+		.fencer = cpu_to_le32(fencer),
+		.target = cpu_to_le32(target),
+	};
+}
+
+int q_fenced_decode(const void *buf, size_t len, uint32_t *ret_fencer, uint32_t *ret_target)
+{
+	struct q_fenced_msg m;
+	if (len != sizeof(m))
+		return -EBADMSG;
+	memcpy(&m, buf, sizeof(m));
+	if (le32_to_cpu(m.magic) != Q_FENCED_MAGIC)
+		return -EBADMSG;
+	if (le16_to_cpu(m.version) != Q_FENCED_VERSION)
+		return -EPROTONOSUPPORT;
+	*ret_fencer = le32_to_cpu(m.fencer);
+	*ret_target = le32_to_cpu(m.target);
+	return 0;
+}

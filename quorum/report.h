@@ -6,6 +6,7 @@
 #pragma once
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,3 +46,24 @@ int q_report_encode(uint32_t node_id, const struct q_report_vol *vols, uint32_t 
  * at most max entries of ret_vols and sets *ret_node_id and *ret_nvol. */
 int q_report_decode(const void *buf, size_t len, uint32_t *ret_node_id, struct q_report_vol *ret_vols,
 		    uint32_t max, uint32_t *ret_nvol);
+
+/* The other CPG message: a fence agent run by the sender confirmed the
+ * fence of node target. */
+#define Q_FENCED_MAGIC 0x46515343u  /* "CSQF" in disk order */
+#define Q_FENCED_VERSION 1
+
+struct q_fenced_msg {
+	le32 magic;       /* 0x00 Q_FENCED_MAGIC */
+	le16 version;     /* 0x04 Q_FENCED_VERSION */
+	le16 reserved;    /* 0x06 zero */
+	le32 fencer;      /* 0x08 the sender */
+	le32 target;      /* 0x0c the fenced node */
+};
+static_assert(sizeof(struct q_fenced_msg) == 16, "fenced message size");
+
+/* Whether a CPG message of len bytes starts with the fenced magic. */
+bool q_is_fenced_msg(const void *buf, size_t len);
+void q_fenced_encode(uint32_t fencer, uint32_t target, struct q_fenced_msg *ret);
+/* -EBADMSG when it is not exactly a fenced message, -EPROTONOSUPPORT for
+ * another version. */
+int q_fenced_decode(const void *buf, size_t len, uint32_t *ret_fencer, uint32_t *ret_target);

@@ -220,6 +220,17 @@ static struct json_object *node_json(const struct q_state *st, const struct q_no
 		push(a, lo);
 	}
 	add(o, "links", a);
+	if (n->id != st->node_id) {
+		struct json_object *f = json_object_new_object();
+		add(f, "state", str(q_fence_str(n->fence)));
+		add(f, "by", str(q_fenced_by_str(n->fenced_by)));
+		add_age(f, "lost_age_ms", n->lost_ms, now_ms);
+		add_age(f, "fenced_age_ms", n->fenced_ms, now_ms);
+		add(f, "request_seq", u64(n->fence_seq));
+		add(o, "fence", f);
+	} else {
+		add_null(o, "fence");
+	}
 	a = json_object_new_array();
 	for (uint32_t k = 0; k < st->nvolumes && k < Q_MAX_VOLUMES; k++)
 		push(a, node_volume_json(st, n, k, now_ms));
@@ -310,7 +321,31 @@ struct json_object *q_snapshot_json(const struct q_state *st, uint64_t now_ms, c
 	add(o, "remaining_ms", u64(left));
 	add(o, "lease_ms", u64(st->timing.lease_ms));
 	add_age(o, "renewed_age_ms", st->lease_renewed_ms, now_ms);
+	add(o, "self_fenced", boolean(st->self_fenced));
+	if (st->fence_request_seq) {
+		add(o, "fence_request_seq", u64(st->fence_request_seq));
+		add(o, "fence_request_from", u64(st->fence_request_from));
+	} else {
+		add_null(o, "fence_request_seq");
+		add_null(o, "fence_request_from");
+	}
+	add(o, "fence_acked_seq", u64(st->fence_acked_seq));
 	add(root, "lease", o);
+
+	o = json_object_new_object();
+	add(o, "enabled", boolean(st->witness));
+	if (st->witness && st->nvolumes && st->volumes[0].witness_valid) {
+		const struct q_volume *wv = &st->volumes[0];
+		add(o, "holder", u64(wv->witness_holder));
+		add(o, "generation", u64(wv->witness_generation));
+		add_age(o, "changed_age_ms", wv->witness_changed_ms, now_ms);
+	} else {
+		add_null(o, "holder");
+		add_null(o, "generation");
+		add_null(o, "changed_age_ms");
+	}
+	add(o, "cast_vote", boolean(st->witness && st->cast_vote));
+	add(root, "witness", o);
 
 	o = json_object_new_object();
 	add(o, "heartbeat_ms", u64(st->timing.heartbeat_ms));
@@ -386,6 +421,17 @@ struct json_object *q_event_json(const struct q_state *st, const struct q_event 
 		add(o, "remaining_ms", u64(left));
 		break;
 	}
+	case Q_EV_FENCE: {
+		const struct q_node *n = q_state_node_c(st, ev->node_id);
+		add(o, "node", u64(ev->node_id));
+		add(o, "from", str(q_fence_str((enum q_fence)ev->from)));
+		add(o, "to", str(q_fence_str((enum q_fence)ev->to)));
+		add(o, "by", str(q_fenced_by_str(n ? n->fenced_by : Q_FENCED_BY_NONE)));
+		break;
+	}
+	case Q_EV_WITNESS:
+		add(o, "held", boolean(ev->on));
+		break;
 	}
 	if (oom) {
 		json_object_put(o);

@@ -61,6 +61,8 @@ const char *q_event_kind_str(enum q_event_kind k)
 	case Q_EV_DAEMON: return "daemon";
 	case Q_EV_SAN: return "san";
 	case Q_EV_LEASE: return "lease";
+	case Q_EV_FENCE: return "fence";
+	case Q_EV_WITNESS: return "witness";
 	}
 	return "?";
 }
@@ -140,11 +142,12 @@ enum q_san q_node_san(const struct q_state *st, const struct q_node *n, uint32_t
 bool q_lease_renew(struct q_state *st, uint64_t now_ms)
 {
 	st->lease_renewing = false;
-	if (!st->connected || !st->quorate)
+	if (!st->connected || !st->quorate || st->fence_request_seq)
 		return false;
-	for (uint32_t k = 0; k < st->nvolumes; k++)
-		if (!q_volume_writing(&st->volumes[k], st->timing.heartbeat_ms, now_ms))
-			return false;
+	if (st->self_fenced && st->fenced_on_request && st->ring_seq == st->self_fenced_ring)
+		return false;
+	st->self_fenced = false;
+	st->fenced_on_request = false;
 	st->lease_renewed_ms = now_ms;
 	st->lease_renewing = true;
 	return true;
@@ -167,6 +170,7 @@ void q_view_compute(const struct q_state *st, uint64_t now_ms, struct q_view *re
 	ret->connected = st->connected;
 	ret->quorate = st->connected && st->quorate;
 	ret->lease = q_lease_state(st, now_ms, NULL);
+	ret->cast_vote = st->witness && st->cast_vote;
 	ret->nnodes = st->nnodes;
 	ret->nvolumes = st->nvolumes;
 	for (uint32_t i = 0; i < st->nnodes && i < Q_MAX_NODES; i++) {
@@ -174,6 +178,7 @@ void q_view_compute(const struct q_state *st, uint64_t now_ms, struct q_view *re
 		ret->nodes[i].id = n->id;
 		ret->nodes[i].member = st->connected && n->member;
 		ret->nodes[i].daemon = st->connected && n->daemon;
+		ret->nodes[i].fence = n->fence;
 		if (ret->nodes[i].member)
 			ret->nmembers++;
 		for (uint32_t k = 0; k < st->nvolumes && k < Q_MAX_VOLUMES; k++)
@@ -261,6 +266,23 @@ unsigned q_view_diff(const struct q_state *st, const struct q_view *old, const s
 			EMIT("%s on volume %s: %s -> %s", nb, q_volume_name(&st->volumes[k], vb, sizeof(vb)),
 			     q_san_str(old->nodes[o].san[k]), q_san_str(cur->nodes[i].san[k]));
 		}
+		if (old->nodes[o].fence != cur->nodes[i].fence) {
+			const struct q_node *nd = q_state_node_c(st, id);
+			ev = (struct q_event){ .kind = Q_EV_FENCE, .node_id = id,
+					       .from = (int)old->nodes[o].fence, .to = (int)cur->nodes[i].fence };
+			if (cur->nodes[i].fence == Q_FENCE_PENDING)
+				EMIT("%s is lost: fencing it; its roles wait until it is fenced", nb);
+			else if (cur->nodes[i].fence == Q_FENCE_DONE)
+				EMIT("%s is fenced (%s): its roles may be taken over", nb,
+				     nd ? q_fenced_by_str(nd->fenced_by) : "?");
+			else
+				EMIT("%s is a member again: its fence (%s) is over", nb, q_fence_str(old->nodes[o].fence));
+		}
+	}
+	if (old->cast_vote != cur->cast_vote) {
+		ev = (struct q_event){ .kind = Q_EV_WITNESS, .on = cur->cast_vote };
+		EMIT("the disk witness is %s by this node's partition: its vote %s", cur->cast_vote ? "held" : "not held",
+		     cur->cast_vote ? "counts" : "does not count");
 	}
 	if (old->lease != cur->lease) {
 		ev = (struct q_event){ .kind = Q_EV_LEASE, .from = (int)old->lease, .to = (int)cur->lease };

@@ -51,6 +51,7 @@ struct q_slot {
 	char name[Q_NAME_MAX + 1];
 	uint64_t changed_ms;     /* this node's monotonic ms when seq or
 				  * incarnation last changed; 0: no change seen */
+	uint64_t fence_ack_seq;  /* the fence request its writer acknowledged */
 };
 
 /* A --volume: what its heartbeat thread found and did. */
@@ -72,6 +73,16 @@ struct q_volume {
 	uint64_t error_ms;
 	uint32_t nslots;
 	struct q_slot slots[Q_MAX_NODES];
+	/* This node's own mailbox, as last read. */
+	uint32_t mailbox_from, mailbox_request;
+	uint64_t mailbox_seq;
+	/* The disk witness block, as last read (only where the witness runs). */
+	bool witness_valid;
+	uint32_t witness_holder;      /* 0: free */
+	uint64_t witness_generation, witness_seq;
+	uint64_t witness_changed_ms;  /* when it was last seen to change; 0: not yet */
+	uint64_t witness_held_ms;     /* when this node last renewed it as its
+				       * holder (before the write); 0: never */
 };
 
 /* ---- per-node facts ----------------------------------------------------- */
@@ -87,6 +98,21 @@ struct q_report_vol {
 	uint8_t uuid[16];
 	uint32_t write_latency_us;
 	bool write_ok;           /* its last write succeeded within 3 H */
+};
+
+/* Whether a node that left the membership has been fenced, as the quorate
+ * side sees it. */
+enum q_fence {
+	Q_FENCE_NONE,      /* a member, or not judged (this side is not quorate) */
+	Q_FENCE_PENDING,   /* lost: its roles may not be reused yet */
+	Q_FENCE_DONE,      /* lost and fenced: its roles are free */
+};
+
+enum q_fenced_by {
+	Q_FENCED_BY_NONE,
+	Q_FENCED_BY_LEASE, /* its lease has expired on this node's clock */
+	Q_FENCED_BY_ACK,   /* it wrote its fence acknowledgement on a volume */
+	Q_FENCED_BY_AGENT, /* a fence agent confirmed it */
 };
 
 struct q_node {
@@ -105,6 +131,15 @@ struct q_node {
 	uint64_t report_ms;      /* when its last report arrived, 0: none */
 	uint32_t nreport;
 	struct q_report_vol report[Q_MAX_VOLUMES];
+	/* Fencing (see q_fence_update). */
+	enum q_fence fence;
+	enum q_fenced_by fenced_by;
+	uint64_t lost_ms;        /* when this side judged it lost */
+	uint64_t fenced_ms;
+	uint64_t fence_seq;      /* the fence request written to its mailbox */
+	bool agent_done;         /* a fence agent confirmed its fence */
+	bool seen_member;        /* this node saw it in the membership */
+	uint64_t left_ms;        /* when it was last seen to leave; 0: member */
 };
 
 /* ---- the whole state ------------------------------------------------------ */
@@ -147,6 +182,21 @@ struct q_state {
 	struct q_volume volumes[Q_MAX_VOLUMES];
 	uint64_t lease_renewed_ms;   /* 0: never */
 	bool lease_renewing;         /* the last q_lease_renew() renewed it */
+	/* Self-fence: this node's side. */
+	uint64_t fence_request_seq;  /* a fence request in its mailbox not yet
+				      * acknowledged; 0: none */
+	uint32_t fence_request_from;
+	uint64_t fence_acked_seq;    /* the last request it acknowledged */
+	bool self_fenced;            /* its I/O is stopped: holders stopped or killed */
+	uint64_t self_fenced_ring;   /* the ring in which it fenced itself */
+	bool fenced_on_request;      /* another node asked for it: it lasts
+				      * until a new ring, not just until quorum */
+	/* When quorum and ring last changed (q_fence_update). */
+	bool settle_quorate;
+	uint64_t settle_ring, settle_ms;
+	/* The disk witness (volume 0), for a two-node cluster. */
+	bool witness;                /* in use */
+	bool cast_vote;              /* this node's partition holds it */
 };
 
 /* What the rules make of the facts at one moment: what is compared to
@@ -155,11 +205,13 @@ struct q_view {
 	bool connected, quorate;
 	uint32_t nmembers;
 	enum q_lease lease;
+	bool cast_vote;
 	uint32_t nnodes;
 	struct {
 		uint32_t id;
 		bool member, daemon;
 		enum q_san san[Q_MAX_VOLUMES];
+		enum q_fence fence;
 	} nodes[Q_MAX_NODES];
 	uint32_t nvolumes;
 };
@@ -194,12 +246,55 @@ const struct q_node *q_state_node_c(const struct q_state *st, uint32_t node_id);
 enum q_san q_node_san(const struct q_state *st, const struct q_node *n, uint32_t k, uint64_t now_ms);
 
 /* Renews the lease at now_ms when the rule allows it: connected to
- * corosync, quorate, and either no volume configured or this node's own
- * heartbeat write succeeding on every volume. Returns whether it did, and
- * records that in st->lease_renewing. */
+ * corosync, quorate, no fence request pending, and not fenced on request
+ * in the current ring. Losing the SAN path alone does not stop the renewal: such
+ * a node goes to redirected I/O, it is not fenced. Returns whether it did,
+ * and records that in st->lease_renewing. */
 bool q_lease_renew(struct q_state *st, uint64_t now_ms);
 /* The lease's state and the ms left until it expires (0 once expired). */
 enum q_lease q_lease_state(const struct q_state *st, uint64_t now_ms, uint64_t *ret_remaining_ms);
+
+/* ---- fencing ----------------------------------------------------------------- */
+
+/* The margin taken off a lease for clock drift and for the time a local
+ * holder takes to stop: max(L / 6, 300 ms), at most L / 2. */
+uint64_t q_fence_margin_ms(uint32_t lease_ms);
+
+/* Quorum must have held this long since the last membership change
+ * before this node judges others lost (votequorum's verdict may lag the
+ * membership by a moment). */
+#define Q_FENCE_SETTLE_MS 500u
+
+/* Reads this node's mailbox on every volume: a fence request newer than
+ * the last one acknowledged, from a node that is not in this node's
+ * membership, becomes st->fence_request_seq, unless this node is quorate:
+ * only the quorate side fences. In a two-node cluster without the
+ * witness, where both sides of a split stay quorate, a quorate node obeys
+ * only a request from a lower id (the lower id wins the fence race).
+ * Returns whether a new request arrived. */
+bool q_mailbox_check(struct q_state *st);
+
+/* Judges every other node's fence state at now_ms. A member has none. A
+ * node that leaves the membership while this side is quorate (and holds
+ * the witness, where there is one) becomes pending, with a fence request
+ * number for its mailbox; it is fenced at the earliest of: a fence agent
+ * confirmed it (n->agent_done); its slot shows CSV_HB_FENCED written after
+ * it was lost or acknowledging the request; its lease has expired, that
+ * is L plus the margin after the later of its loss and the last change of
+ * its running heartbeat (not trusted in a two-node cluster without the
+ * witness, where its side may still be quorate). */
+void q_fence_update(struct q_state *st, uint64_t now_ms);
+
+const char *q_fence_str(enum q_fence f);
+const char *q_fenced_by_str(enum q_fenced_by b);
+
+/* Whether this node's partition holds the disk witness at now_ms: this
+ * node renewed it within L minus the margin, or its holder is a member
+ * and the block changed within L. */
+bool q_witness_vote(const struct q_state *st, uint64_t now_ms);
+/* Whether this node should try to take the witness: it is in use and its
+ * holder is none, this node, or not a member. */
+bool q_witness_want(const struct q_state *st);
 
 /* Computes the view of st at now_ms. */
 void q_view_compute(const struct q_state *st, uint64_t now_ms, struct q_view *ret);
@@ -212,6 +307,8 @@ enum q_event_kind {
 	Q_EV_DAEMON,     /* a node's csv-quorumd joined or left the group */
 	Q_EV_SAN,        /* a node's state on a volume */
 	Q_EV_LEASE,      /* this node's lease */
+	Q_EV_FENCE,      /* a lost node's fence state */
+	Q_EV_WITNESS,    /* whether this node's partition holds the disk witness */
 };
 
 struct q_event {
@@ -219,7 +316,8 @@ struct q_event {
 	uint32_t node_id;        /* Q_EV_MEMBERSHIP, _DAEMON, _SAN */
 	uint32_t volume;         /* Q_EV_SAN: index into st->volumes */
 	bool on;                 /* COROSYNC, QUORUM, MEMBERSHIP, DAEMON: the new value */
-	int from, to;            /* SAN: enum q_san; LEASE: enum q_lease */
+	int from, to;            /* SAN: enum q_san; LEASE: enum q_lease;
+				  * FENCE: enum q_fence */
 	char message[384];       /* a sentence for the log and for csvctl */
 };
 

@@ -228,11 +228,26 @@ START_TEST(test_lease)
 	ck_assert_int_eq(q_lease_state(&st, NOW + 3000, &left), Q_LEASE_EXPIRED);
 	ck_assert_uint_eq(left, 0);
 
-	/* Quorate, but the own heartbeat writes fail: not renewed either. */
+	/* Quorate, but the own heartbeat writes fail: the SAN path alone is
+	 * lost, and the node keeps its lease (redirected I/O, no fence). */
 	st.quorate = true;
-	st.volumes[0].last_write_ok_ms = NOW - 1600;
+	st.volumes[0].last_write_ok_ms = NOW - 60000;
+	ck_assert(q_lease_renew(&st, NOW));
+
+	/* A fence request stops the renewal; so does a fence in this ring. */
+	st.fence_request_seq = 7;
 	ck_assert(!q_lease_renew(&st, NOW));
-	st.volumes[0].last_write_ok_ms = NOW - 1500;
+	st.fence_request_seq = 0;
+	st.self_fenced = true;
+	st.fenced_on_request = true;
+	st.self_fenced_ring = st.ring_seq;
+	ck_assert(!q_lease_renew(&st, NOW));
+	st.ring_seq += 4;
+	ck_assert(q_lease_renew(&st, NOW));
+	ck_assert(!st.self_fenced);
+	/* Fenced for lost quorum alone: quorum back is enough. */
+	st.self_fenced = true;
+	st.self_fenced_ring = st.ring_seq;
 	ck_assert(q_lease_renew(&st, NOW));
 
 	/* No volume: quorum alone renews. */
