@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "state.h"
+#include "util.h"
 
 uint64_t q_fence_margin_ms(uint32_t lease_ms)
 {
@@ -51,20 +52,25 @@ bool q_mailbox_check(struct q_state *st)
 	for (uint32_t k = 0; k < st->nvolumes; k++) {
 		const struct q_volume *v = &st->volumes[k];
 		if (!v->identified || v->mailbox_request != CSV_MAILBOX_FENCE || v->mailbox_from == st->node_id ||
-		    v->mailbox_seq <= st->fence_acked_seq || v->mailbox_seq <= st->fence_request_seq)
+		    v->mailbox_seq <= st->fence_acked_seq || v->mailbox_seq <= st->fence_request_seq ||
+		    v->mailbox_seq <= st->fence_ignored_seq)
 			continue;
 		const struct q_node *from = q_state_node_c(st, v->mailbox_from);
 		/* A requester that shares the membership with this node sees
 		 * it: the request is from before (this node restarted). */
-		if (from && st->connected && from->member)
+		if (from && st->connected && from->member) {
+			st->fence_ignored_seq = v->mailbox_seq;
 			continue;
+		}
 		/* Only one side of a split is quorate, and it fences the
 		 * other: a quorate node ignores a request from outside its
 		 * membership (sent while the requester still thought it was
 		 * quorate). Where both sides stay quorate, the lower id wins. */
 		if (st->connected && st->quorate &&
-		    (!split_stays_quorate(st) || st->node_id < v->mailbox_from))
+		    (!split_stays_quorate(st) || st->node_id < v->mailbox_from)) {
+			st->fence_ignored_seq = v->mailbox_seq;
 			continue;
+		}
 		st->fence_request_seq = v->mailbox_seq;
 		st->fence_request_from = v->mailbox_from;
 		fresh = true;
@@ -153,10 +159,14 @@ void q_fence_update(struct q_state *st, uint64_t now_ms)
 			if (!judge)
 				continue;
 			n->fence = Q_FENCE_PENDING;
-			/* Its loss counts from when it left, if this node saw it. */
-			n->lost_ms = n->left_ms ? n->left_ms : now_ms;
+			/* Its loss counts from when it left, if this node saw it,
+			 * but not from before this side could judge it. */
+			n->lost_ms = MAX(n->left_ms, st->settle_ms);
 			n->fence_seq = next_fence_seq(st, n->id);
 		}
+		/* A side that lost quorum concludes nothing. */
+		if (!quorate)
+			continue;
 		if (n->agent_done)
 			fenced(n, Q_FENCED_BY_AGENT, now_ms);
 		else if (acknowledged(st, n))

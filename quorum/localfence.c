@@ -2,8 +2,8 @@
 /* The self-fence of this node. The local processes that act on the shared
  * volumes (csvfs clients, coordinators, VMs) hold the lease over IPC:
  * they are told how long they may issue I/O, and told to stop when the
- * lease is no longer renewed (quorum lost, corosync gone) or another node
- * asked this one to fence itself. Whatever has not said it stopped by a
+ * lease is about to expire unrenewed (quorum lost, corosync gone) or at
+ * once when another node asked this one to fence itself. Whatever has not said it stopped by a
  * margin before the lease expires (or a short grace after a fence
  * request) is killed. Once nothing acts on the volumes any more, this
  * node is fenced: its heartbeat says so (CSV_HB_FENCED, with the request
@@ -29,7 +29,8 @@ char *lf_lease_text(struct quorumd *d, uint64_t now_ms)
 	uint64_t left;
 	enum q_lease l = q_lease_state(&d->st, now_ms, &left);
 	uint64_t margin = q_fence_margin_ms(d->st.timing.lease_ms);
-	bool valid = l == Q_LEASE_VALID && !d->stopping;
+	/* Unrenewed (expiring), it still holds until a margin before its end. */
+	bool valid = l != Q_LEASE_EXPIRED && !d->stopping && left > margin;
 	struct json_object *o = json_object_new_object();
 	if (!o)
 		return NULL;
@@ -52,7 +53,13 @@ static const char *must_stop(struct quorumd *d, uint64_t now_ms, char *buf, size
 			 st->fence_request_from, st->fence_request_seq);
 		return buf;
 	}
-	if (q_lease_state(st, now_ms, NULL) == Q_LEASE_VALID)
+	uint64_t left;
+	if (q_lease_state(st, now_ms, &left) == Q_LEASE_VALID)
+		return NULL;
+	/* A lease that may still come back (quorum lost for a moment, in a
+	 * membership change) is held on to until twice the margin before it
+	 * expires: the holders' own deadline is one margin before it. */
+	if (left > 2 * q_fence_margin_ms(st->timing.lease_ms))
 		return NULL;
 	if (!st->connected)
 		snprintf(buf, len, "corosync is not reachable");

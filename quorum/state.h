@@ -187,6 +187,8 @@ struct q_state {
 				      * acknowledged; 0: none */
 	uint32_t fence_request_from;
 	uint64_t fence_acked_seq;    /* the last request it acknowledged */
+	uint64_t fence_ignored_seq;  /* the last request it was right to ignore:
+				      * not obeyed later either */
 	bool self_fenced;            /* its I/O is stopped: holders stopped or killed */
 	uint64_t self_fenced_ring;   /* the ring in which it fenced itself */
 	bool fenced_on_request;      /* another node asked for it: it lasts

@@ -391,8 +391,9 @@ if [ -n "$ev_expiring" ] && [ -n "$ev_expired" ]; then
 	check "  the lease expired a lease ($L ms) after it stopped being renewed: $d ms" \
 		test "$d" -ge $((L - 200)) -a "$d" -le $((L + 400))
 fi
-grep -q "crit: lease self-fence: .*not quorate.*must stop all I/O" "$work/quorumd3.log"
-check "  node 3 logged at LOG_CRIT what it must stop" test $? = 0
+grep -q "crit: self-fence: this node is not quorate: telling .* to stop all I/O" "$work/quorumd3.log" &&
+	grep -q "crit: self-fence: done" "$work/quorumd3.log"
+check "  node 3 logged at LOG_CRIT that it stops its I/O, and then that it is fenced" test $? = 0
 ev_part=$(event_ms 3 partitioned)
 
 T_FAULT=$(now_us)
