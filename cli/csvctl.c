@@ -222,7 +222,7 @@ static void print_status(struct json_object *s)
 		if (l > wname)
 			wname = l;
 	}
-	printf("\nNodes:\n  %-4s %-*s %-7s %-8s %-6s %-20s %-16s %s\n", "ID", wname, "NAME", "MEMBER", "QUORUMD",
+	printf("\nNodes:\n  %-4s %-*s %-7s %-8s %-6s %-24s %-16s %s\n", "ID", wname, "NAME", "MEMBER", "QUORUMD",
 	       "VOTES", "FENCE", "ADDRESS", "LINKS");
 	for (size_t i = 0; i < count(nodes); i++) {
 		struct json_object *n = at(nodes, i), *links = get(n, "links"), *addrs = get(n, "addresses");
@@ -241,7 +241,7 @@ static void print_status(struct json_object *s)
 			snprintf(fence, sizeof(fence), "%s%s%s", gets(f, "state", "?"),
 				 strcmp(gets(f, "by", "none"), "none") ? " by " : "",
 				 strcmp(gets(f, "by", "none"), "none") ? gets(f, "by", "") : "");
-		printf("  %-4" PRId64 " %-*s %-7s %-8s %-6" PRId64 " %-20s %-16s %s\n", geti(n, "id"), wname, name,
+		printf("  %-4" PRId64 " %-*s %-7s %-8s %-6" PRId64 " %-24s %-16s %s\n", geti(n, "id"), wname, name,
 		       yesno(getb(n, "member")), yesno(getb(n, "daemon")), geti(n, "votes"), fence,
 		       count(addrs) ? json_object_get_string(at(addrs, 0)) : "-", linkbuf[0] ? linkbuf : "-");
 	}
