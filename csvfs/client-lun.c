@@ -12,14 +12,8 @@
 #include "client-log.h"
 #include "client-lun.h"
 #include "lease-client.h"
+#include "util.h"
 #include "wire.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int client_lun_open(struct client_lun *l, const char *spec, struct client_conn *cc, uint32_t max_io,
 		    bool fs_redirected)
@@ -70,7 +64,7 @@ static void path_down(struct client_lun *l, int r)
 {
 	pthread_mutex_lock(&l->state_lock);
 	bool first = l->retry_at_ns == 0;
-	l->retry_at_ns = now_ns() + LUN_PROBE_MS * 1000000ull;
+	l->retry_at_ns = monotonic_ns() + LUN_PROBE_MS * 1000000ull;
 	pthread_mutex_unlock(&l->state_lock);
 	if (first)
 		client_log(LOG_WARNING, "the SAN path to %s failed (%s): I/O goes through the coordinator", l->spec,
@@ -84,9 +78,9 @@ static bool use_direct(struct client_lun *l)
 		return false;
 	pthread_mutex_lock(&l->state_lock);
 	uint64_t retry = l->retry_at_ns;
-	bool due = retry && now_ns() >= retry;
+	bool due = retry && monotonic_ns() >= retry;
 	if (due)
-		l->retry_at_ns = now_ns() + LUN_PROBE_MS * 1000000ull;  /* one prober at a time */
+		l->retry_at_ns = monotonic_ns() + LUN_PROBE_MS * 1000000ull;  /* one prober at a time */
 	pthread_mutex_unlock(&l->state_lock);
 	if (!retry)
 		return true;
@@ -174,10 +168,10 @@ static int gate_enter(struct client_lun *l)
 {
 	if (!l->lease)
 		return 0;
-	uint64_t until = now_ns() + (uint64_t)l->gate_timeout_s * 1000000000u;
+	uint64_t until = monotonic_ns() + (uint64_t)l->gate_timeout_s * 1000000000u;
 	pthread_mutex_lock(&l->gate_lock);
 	while (l->gate_closed || !lease_client_valid(l->lease)) {
-		if (now_ns() >= until) {
+		if (monotonic_ns() >= until) {
 			pthread_mutex_unlock(&l->gate_lock);
 			client_log(LOG_ERR, "an I/O waited %u s for this node's lease: it fails with EIO",
 				   l->gate_timeout_s);

@@ -44,11 +44,10 @@ struct lease_client {
 	qb_ipcc_connection_t *c;        /* the thread's own */
 };
 
+/* Monotonic milliseconds. */
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return monotonic_ns() / 1000000u;
 }
 
 static void set_why(struct lease_client *lc, const char *why)

@@ -48,6 +48,14 @@ static inline uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* CLOCK_MONOTONIC in nanoseconds: deadlines, leases, timeouts. */
+static inline uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Writes a sentence into err (when err is given) and returns -EUCLEAN:
  * the way decoders say what is inconsistent in a structure. */
 _printf_(3, 4) int err_unclean(char *err, size_t errlen, const char *fmt, ...);

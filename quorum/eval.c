@@ -14,9 +14,7 @@
 
 uint64_t q_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return monotonic_ns() / 1000000u;
 }
 
 static int event_priority(const struct q_event *ev)
@@ -146,11 +144,8 @@ static void set_controls(struct quorumd *d)
 			if (n->fence != Q_FENCE_PENDING)
 				continue;
 			/* Its slot: where its heartbeat is, else its nodelist position. */
-			uint32_t slot = n->position;
-			for (uint32_t s = 0; s < v->nslots; s++)
-				if (v->slots[s].valid && v->slots[s].node_id == n->id)
-					slot = s;
-			c.requests[c.nrequests].slot = slot;
+			const struct q_slot *hb = q_volume_slot_of(v, n->id);
+			c.requests[c.nrequests].slot = hb ? (uint32_t)(hb - v->slots) : n->position;
 			c.requests[c.nrequests].seq = n->fence_seq;
 			c.nrequests++;
 		}

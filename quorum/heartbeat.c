@@ -46,16 +46,12 @@ struct hb_volume {
 
 static uint64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return monotonic_ns() / 1000000u;
 }
 
 static uint64_t mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return monotonic_ns() / 1000u;
 }
 
 _printf_(2, 3) static void fail(struct hb_volume *h, const char *fmt, ...)
@@ -78,6 +74,13 @@ static void close_volume(struct hb_volume *h)
 static uint64_t hb_block(const struct csv_volume *v, uint32_t s)
 {
 	return v->g.cluster_area_block + 2 + 2 * (uint64_t)s;
+}
+
+/* Writes one block of the cluster area and flushes it to the LUN. */
+static int write_durable(struct hb_volume *h, uint64_t bnr, const uint8_t *blk)
+{
+	int r = volume_write_raw(h->v, bnr, 1, blk);
+	return r < 0 ? r : blockdev_flush(h->v->bd);
 }
 
 /* The block numbers of the witness and of slot s's mailbox. */
@@ -337,9 +340,7 @@ static int write_own(struct hb_volume *h, uint32_t flags)
 	meta_seal(blk, CSV_BLOCK_SIZE, CSV_MAGIC_HEARTBEAT, bnr, w->uuid, 0);
 
 	uint64_t t0 = mono_us();
-	int r = volume_write_raw(h->v, bnr, 1, blk);
-	if (r == 0)
-		r = blockdev_flush(h->v->bd);
+	int r = write_durable(h, bnr, blk);
 	if (r < 0) {
 		w->writes_failed++;
 		fail(h, "writing the heartbeat of slot %u failed: %s", h->slot, strerror(-r));
@@ -406,9 +407,7 @@ static int write_witness(struct hb_volume *h, uint64_t generation, uint64_t seq)
 	b->wall_ns = cpu_to_le64(realtime_ns());
 	uint64_t bnr = witness_block(h->v);
 	meta_seal(blk, CSV_BLOCK_SIZE, CSV_MAGIC_WITNESS, bnr, w->uuid, 0);
-	int r = volume_write_raw(h->v, bnr, 1, blk);
-	if (r == 0)
-		r = blockdev_flush(h->v->bd);
+	int r = write_durable(h, bnr, blk);
 	if (r < 0)
 		fail(h, "writing the disk witness failed: %s", strerror(-r));
 	return r;
@@ -460,9 +459,7 @@ static void write_requests(struct hb_volume *h)
 		m->wall_ns = cpu_to_le64(realtime_ns());
 		uint64_t bnr = mailbox_block(h->v, slot);
 		meta_seal(blk, CSV_BLOCK_SIZE, CSV_MAGIC_MAILBOX, bnr, w->uuid, 0);
-		int r = volume_write_raw(h->v, bnr, 1, blk);
-		if (r == 0)
-			r = blockdev_flush(h->v->bd);
+		int r = write_durable(h, bnr, blk);
 		if (r < 0) {
 			fail(h, "writing a fence request to the mailbox of slot %u failed: %s", slot, strerror(-r));
 			return;
