@@ -35,6 +35,8 @@ static void usage(FILE *out)
 		"  -n, --node-id N         this node's id (default 1)\n"
 		"  -q, --quorumd NAME      act only while holding this node's lease from the csv-quorumd\n"
 		"                          at IPC endpoint NAME (csv-quorumd); exit 4 when it is lost\n"
+		"  -r, --ready-fd FD       write \"ready epoch=N\" and a newline to FD once serving,\n"
+		"                          then close it (for csv-rmd, which starts coordinators)\n"
 		"  -f, --foreground        stay in the foreground and log to stderr\n"
 		"  -h, --help              show this help\n"
 		"  -V, --version           show the version\n");
@@ -124,6 +126,7 @@ int main(int argc, char **argv)
 		{ "keyfile", required_argument, NULL, 'k' },
 		{ "node-id", required_argument, NULL, 'n' },
 		{ "quorumd", required_argument, NULL, 'q' },
+		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -133,6 +136,7 @@ int main(int argc, char **argv)
 	struct lease_client *lease = NULL;
 	unsigned long node_id = 1;
 	bool foreground = false;
+	long ready_fd = -1;
 	struct server s = { .listen_fd = -1 };
 	struct csv_volume *v = NULL;
 	struct csv_journal *j = NULL;
@@ -141,7 +145,7 @@ int main(int argc, char **argv)
 	int opt, r, status = 1;
 	char *end;
 
-	while ((opt = getopt_long(argc, argv, "l:a:k:n:q:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:a:k:n:q:r:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': lun = optarg; break;
 		case 'a': listen_addr = optarg; break;
@@ -155,6 +159,14 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'q': quorumd = optarg; break;
+		case 'r':
+			errno = 0;
+			ready_fd = strtol(optarg, &end, 10);
+			if (errno || *end || ready_fd < 0 || ready_fd > INT32_MAX) {
+				fprintf(stderr, PROG ": --ready-fd '%s' is not a file descriptor\n", optarg);
+				return 1;
+			}
+			break;
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
@@ -269,6 +281,10 @@ int main(int argc, char **argv)
 	qb_loop_timer_add(s.loop, QB_LOOP_HIGH, EPOCH_CHECK_MS * QB_TIME_NS_IN_MSEC, &s, check_epoch, &s.epoch_timer);
 	vlog(&s, LOG_NOTICE, "serving on %s as node %u, epoch %llu", listen_addr, s.node_id,
 	     (unsigned long long)s.epoch);
+	if (ready_fd >= 0) {
+		dprintf((int)ready_fd, "ready epoch=%llu\n", (unsigned long long)s.epoch);
+		close((int)ready_fd);
+	}
 
 	qb_loop_run(s.loop);
 

@@ -86,53 +86,6 @@ static bool parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max
 	return true;
 }
 
-/* Forks; the parent waits until the child says it is ready (one byte on
- * the pipe) and exits 0, or exits 1 when the child exits first. The child
- * keeps the parent's stderr until then, so start errors reach the
- * caller. Returns the write end of the pipe in the child. */
-static int daemon_start(void)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		fprintf(stderr, PROG ": pipe: %s\n", strerror(errno));
-		exit(1);
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		fprintf(stderr, PROG ": fork: %s\n", strerror(errno));
-		exit(1);
-	}
-	if (pid > 0) {
-		char c;
-		close(p[1]);
-		ssize_t n;
-		do
-			n = read(p[0], &c, 1);
-		while (n < 0 && errno == EINTR);
-		_exit(n == 1 ? 0 : 1);
-	}
-	close(p[0]);
-	setsid();
-	if (chdir("/") < 0) {
-		/* Not fatal: nothing is opened by a relative path. */
-	}
-	return p[1];
-}
-
-static void daemon_ready(int fd)
-{
-	int null = open("/dev/null", O_RDWR);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		if (null > 2)
-			close(null);
-	}
-	(void)!write(fd, "R", 1);
-	close(fd);
-}
-
 static int32_t on_stop_signal(int32_t sig, void *data)
 {
 	struct quorumd *d = data;
@@ -294,7 +247,7 @@ int main(int argc, char **argv)
 	}
 
 	if (!foreground)
-		ready_fd = daemon_start();
+		ready_fd = daemon_start(PROG);
 	daemon_log_setup(PROG, foreground);
 	log_to_stderr = foreground;
 	signal(SIGPIPE, SIG_IGN);

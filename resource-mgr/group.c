@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The csv-rmd CPG group: every change of the replicated state is a
+ * message, applied by every member in the agreed order. At each
+ * membership change every member multicasts a hello with its state; when
+ * the hellos of all members have arrived, all take the same one (highest
+ * version, then lowest sender id), so a node that rejoins, or a cluster
+ * that restarts from the states saved on disk, agrees on one state.
+ * Messages that arrive during that round wait for its end.
+ *
+ * A message is a 32-bit type followed by a NUL-terminated JSON text. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <qb/qblog.h>
+
+#include "rmd.h"
+
+static struct rmd *group_daemon;
+
+static struct json_object *jget(struct json_object *o, const char *key)
+{
+	struct json_object *x = NULL;
+	return o && json_object_object_get_ex(o, key, &x) ? x : NULL;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *x = jget(o, key);
+	return x && json_object_is_type(x, json_type_string) ? json_object_get_string(x) : "";
+}
+
+static struct rmd_peer *peer_of(struct rmd *d, uint32_t id)
+{
+	for (uint32_t i = 0; i < d->npeers; i++)
+		if (d->peers[i].id == id)
+			return &d->peers[i];
+	return NULL;
+}
+
+const struct rmd_peer *rmd_peer(const struct rmd *d, uint32_t id)
+{
+	return peer_of((struct rmd *)d, id);
+}
+
+int group_send(struct rmd *d, enum rmd_msg type, struct json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	uint32_t t = type;
+	struct iovec iov[2] = {
+		{ .iov_base = &t, .iov_len = sizeof(t) },
+		{ .iov_base = (void *)text, .iov_len = strlen(text) + 1 },
+	};
+	int r = 0;
+	if (!d->joined) {
+		r = -ENOTCONN;
+	} else {
+		cs_error_t e;
+		for (int tries = 0; tries < 50; tries++) {
+			e = cpg_mcast_joined(d->cpg, CPG_TYPE_AGREED, iov, 2);
+			if (e != CS_ERR_TRY_AGAIN)
+				break;
+			usleep(10000);
+		}
+		if (e != CS_OK) {
+			qb_log(LOG_WARNING, "cannot multicast to the csv-rmd group: corosync error %d", e);
+			r = -EIO;
+		}
+	}
+	json_object_put(o);
+	return r;
+}
+
+void group_send_hello(struct rmd *d)
+{
+	struct json_object *o = json_object_new_object(), *vols = json_object_new_array();
+	json_object_object_add(o, "name", json_object_new_string(d->node_name));
+	json_object_object_add(o, "address", json_object_new_string(d->address));
+	json_object_object_add(o, "members", json_object_new_string(d->members_key));
+	for (uint32_t c = 0; c < d->nconf; c++) {
+		struct json_object *v = json_object_new_object();
+		json_object_object_add(v, "name", json_object_new_string(d->conf[c].name));
+		json_object_object_add(v, "uuid", json_object_new_string(d->conf[c].uuid));
+		json_object_object_add(v, "port", json_object_new_uint64(d->conf[c].port));
+		json_object_array_add(vols, v);
+	}
+	json_object_object_add(o, "volumes", vols);
+	json_object_object_add(o, "state", r_state_json(&d->st));
+	group_send(d, RMD_HELLO, o);
+	d->san_sent = false;  /* and the SAN report again, after the hello */
+}
+
+/* ---- applying messages ------------------------------------------------------ */
+
+static bool apply_decide(struct rmd *d, struct json_object *o)
+{
+	struct r_decision dec = { 0 };
+	enum r_phase ph;
+	if (r_phase_parse(jstr(o, "phase"), &ph) < 0)
+		return false;
+	dec.based_on = (uint64_t)json_object_get_int64(jget(o, "based_on"));
+	snprintf(dec.volume, sizeof(dec.volume), "%s", jstr(o, "volume"));
+	dec.holder = (uint32_t)json_object_get_int64(jget(o, "holder"));
+	dec.phase = ph;
+	dec.clear_target = json_object_get_boolean(jget(o, "clear_target"));
+	snprintf(dec.reason, sizeof(dec.reason), "%s", jstr(o, "reason"));
+	if (!r_apply_decision(&d->st, &dec))
+		return false;
+	qb_log(LOG_NOTICE, "volume %s: %s%s%s: %s", dec.volume, r_phase_str(dec.phase), dec.holder ? " on node " : "",
+	       dec.holder ? rmd_node_name(d, dec.holder) : "", dec.reason);
+	return true;
+}
+
+static bool apply_report(struct rmd *d, uint32_t from, struct json_object *o)
+{
+	const char *what = jstr(o, "what");
+	enum r_report r = strcmp(what, "running") == 0 ? R_REPORT_RUNNING :
+			  strcmp(what, "failed") == 0 ? R_REPORT_FAILED : R_REPORT_STOPPED;
+	const char *vol = jstr(o, "volume");
+	uint64_t epoch = (uint64_t)json_object_get_int64(jget(o, "epoch"));
+	if (!r_apply_report(&d->st, from, vol, r, epoch, jstr(o, "reason")))
+		return false;
+	qb_log(r == R_REPORT_FAILED ? LOG_WARNING : LOG_NOTICE, "volume %s: node %s reports its coordinator %s%s%s",
+	       vol, rmd_node_name(d, from), what, r == R_REPORT_RUNNING ? "" : ": ",
+	       r == R_REPORT_RUNNING ? "" : jstr(o, "reason"));
+	return true;
+}
+
+static void apply_access(struct rmd *d, uint32_t from, struct json_object *o)
+{
+	struct rmd_peer *p = peer_of(d, from);
+	for (uint32_t j = 0; p && j < p->nvolumes; j++)
+		if (strcmp(p->volumes[j], jstr(o, "volume")) == 0) {
+			snprintf(p->access[j].access, sizeof(p->access[j].access), "%s", jstr(o, "access"));
+			snprintf(p->access[j].reason, sizeof(p->access[j].reason), "%s", jstr(o, "reason"));
+		}
+}
+
+static void apply_san(struct rmd *d, uint32_t from, struct json_object *o)
+{
+	struct rmd_peer *p = peer_of(d, from);
+	struct json_object *san = jget(o, "san");
+	if (!p || !san)
+		return;
+	for (uint32_t j = 0; j < p->nvolumes; j++) {
+		struct json_object *x = jget(san, p->volumes[j]);
+		bool ok = x && json_object_get_boolean(x);
+		if (p->san_known && p->san_ok[j] != ok)
+			qb_log(ok ? LOG_NOTICE : LOG_WARNING, "node %s %s volume %s's LUN", rmd_node_name(d, from),
+			       ok ? "sees again" : "lost its path to", p->volumes[j]);
+		p->san_ok[j] = ok;
+	}
+	p->san_known = true;
+}
+
+/* Applies one message other than a hello; true if the state changed. */
+static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
+{
+	struct json_object *o = json_tokener_parse(body);
+	bool changed = false;
+	if (!o) {
+		qb_log(LOG_WARNING, "node %u sent a csv-rmd message that is not JSON: ignored", from);
+		return false;
+	}
+	switch (type) {
+	case RMD_DECIDE:
+		changed = apply_decide(d, o);
+		break;
+	case RMD_REPORT:
+		changed = apply_report(d, from, o);
+		break;
+	case RMD_MOVE: {
+		uint32_t to = (uint32_t)json_object_get_int64(jget(o, "to"));
+		changed = r_apply_move(&d->st, jstr(o, "volume"), to);
+		if (changed)
+			qb_log(LOG_NOTICE, "volume %s: the operator (on node %s) moves it to node %s", jstr(o, "volume"),
+			       rmd_node_name(d, from), rmd_node_name(d, to));
+		break;
+	}
+	case RMD_REDIRECT: {
+		bool on = json_object_get_boolean(jget(o, "on"));
+		changed = r_apply_redirect(&d->st, jstr(o, "volume"), on);
+		if (changed)
+			qb_log(LOG_NOTICE, "volume %s: file-system redirected mode %s (the operator, on node %s)",
+			       jstr(o, "volume"), on ? "on" : "off", rmd_node_name(d, from));
+		break;
+	}
+	case RMD_ACCESS:
+		apply_access(d, from, o);
+		break;
+	case RMD_SAN:
+		apply_san(d, from, o);
+		break;
+	default:
+		qb_log(LOG_WARNING, "node %u sent a csv-rmd message of unknown type %u: ignored", from, type);
+		break;
+	}
+	json_object_put(o);
+	return changed;
+}
+
+/* A hello: the peer's description, and its state for this round. */
+static void hello(struct rmd *d, uint32_t from, const char *body)
+{
+	struct rmd_peer *p = peer_of(d, from);
+	struct json_object *o = json_tokener_parse(body), *vols = jget(o, "volumes");
+	if (!o || !p) {
+		json_object_put(o);
+		return;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", jstr(o, "name"));
+	snprintf(p->address, sizeof(p->address), "%s", jstr(o, "address"));
+	p->nvolumes = 0;
+	p->san_known = false;
+	for (size_t i = 0; vols && i < json_object_array_length(vols) && p->nvolumes < R_MAX_VOLUMES; i++) {
+		struct json_object *v = json_object_array_get_idx(vols, i);
+		snprintf(p->volumes[p->nvolumes], R_NAME_MAX, "%s", jstr(v, "name"));
+		snprintf(p->volume_uuid[p->nvolumes], sizeof(p->volume_uuid[0]), "%s", jstr(v, "uuid"));
+		int64_t port = json_object_get_int64(jget(v, "port"));
+		p->volume_port[p->nvolumes++] = port > 0 && port < 65536 ? (uint16_t)port : 0;
+	}
+	p->known = true;
+
+	/* A hello within a round that is over: new facts of its volumes. */
+	if (d->synced) {
+		uint64_t before = d->st.version;
+		for (uint32_t j = 0; j < p->nvolumes; j++)
+			r_volume_add(&d->st, p->volumes[j], p->volume_uuid[j], p->volume_port[j]);
+		json_object_put(o);
+		if (d->st.version != before)
+			rmd_changed(d);
+		return;
+	}
+	if (strcmp(jstr(o, "members"), d->members_key) == 0 && !p->hello) {
+		struct r_state s;
+		char err[200];
+		p->hello = true;
+		if (r_state_from_json(jget(o, "state"), &s, err, sizeof(err)) < 0) {
+			qb_log(LOG_WARNING, "node %u sent a state csv-rmd cannot read (%s): not taken", from, err);
+		} else if (!d->have_best || s.version > d->best.version ||
+			   (s.version == d->best.version && from < d->best_from)) {
+			d->best = s;
+			d->best_from = from;
+			d->have_best = true;
+		}
+	}
+	json_object_put(o);
+
+	for (uint32_t i = 0; i < d->npeers; i++)
+		if (!d->peers[i].hello)
+			return;
+	if (d->synced)
+		return;
+	/* The round is over: one state for all, then what waited. */
+	if (d->have_best) {
+		/* The volumes every member serves are in the state. */
+		for (uint32_t i = 0; i < d->npeers; i++)
+			for (uint32_t j = 0; j < d->peers[i].nvolumes; j++)
+				if (r_volume_add(&d->best, d->peers[i].volumes[j], d->peers[i].volume_uuid[j],
+						 d->peers[i].volume_port[j]) == -ENOSPC)
+					qb_log(LOG_ERR, "volume %s of node %u: the state holds %d volumes at most",
+					       d->peers[i].volumes[j], d->peers[i].id, R_MAX_VOLUMES);
+		if (d->best.version != d->st.version || d->best_from != d->node_id)
+			qb_log(LOG_INFO, "the group agrees on the state of version %llu (from node %u)",
+			       (unsigned long long)d->best.version, d->best_from);
+		d->st = d->best;
+	}
+	d->synced = true;
+	qb_log(LOG_NOTICE, "in the csv-rmd group with %u member(s); state version %llu", d->npeers,
+	       (unsigned long long)d->st.version);
+	for (size_t i = 0; i < d->nqueued; i++) {
+		apply(d, d->queued[i].type, d->queued[i].from, d->queued[i].body);
+		free(d->queued[i].body);
+	}
+	free(d->queued);
+	d->queued = NULL;
+	d->nqueued = 0;
+	rmd_changed(d);
+}
+
+static void deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid, uint32_t pid, void *msg,
+		    size_t len)
+{
+	struct rmd *d = group_daemon;
+	uint32_t type;
+	if (len <= sizeof(type) || ((char *)msg)[len - 1] != '\0') {
+		qb_log(LOG_WARNING, "node %u sent a truncated csv-rmd message (%zu bytes): ignored", nodeid, len);
+		return;
+	}
+	memcpy(&type, msg, sizeof(type));
+	const char *body = (const char *)msg + sizeof(type);
+	if (type == RMD_HELLO) {
+		hello(d, nodeid, body);
+		return;
+	}
+	if (!d->synced) {
+		struct rmd_queued *q = realloc(d->queued, (d->nqueued + 1) * sizeof(*q));
+		char *copy = strdup(body);
+		if (!q || !copy) {
+			free(copy);
+			if (q)
+				d->queued = q;
+			qb_log(LOG_ERR, "out of memory: a csv-rmd message of node %u is lost", nodeid);
+			return;
+		}
+		d->queued = q;
+		q[d->nqueued++] = (struct rmd_queued){ .type = type, .from = nodeid, .body = copy };
+		return;
+	}
+	if (apply(d, type, nodeid, body))
+		rmd_changed(d);
+}
+
+static int by_nodeid(const void *a, const void *b)
+{
+	const struct cpg_address *x = a, *y = b;
+	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
+}
+
+static void confchg(cpg_handle_t h, const struct cpg_name *group, const struct cpg_address *members,
+		    size_t nmembers, const struct cpg_address *left, size_t nleft, const struct cpg_address *joined,
+		    size_t njoined)
+{
+	struct rmd *d = group_daemon;
+	struct cpg_address sorted[R_MAX_NODES];
+	size_t n = nmembers < R_MAX_NODES ? nmembers : R_MAX_NODES;
+	memcpy(sorted, members, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), by_nodeid);
+
+	struct rmd_peer peers[R_MAX_NODES];
+	uint32_t np = 0;
+	d->members_key[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		/* One csv-rmd per node: a second one of a node is not counted. */
+		if (np && peers[np - 1].id == sorted[i].nodeid)
+			continue;
+		struct rmd_peer *old = peer_of(d, sorted[i].nodeid);
+		if (old)
+			peers[np] = *old;
+		else
+			memset(&peers[np], 0, sizeof(peers[np]));
+		peers[np].id = sorted[i].nodeid;
+		peers[np].pid = sorted[i].pid;
+		peers[np].hello = false;
+		np++;
+		size_t l = strlen(d->members_key);
+		snprintf(d->members_key + l, sizeof(d->members_key) - l, "%s%u", l ? "," : "", sorted[i].nodeid);
+	}
+	for (size_t i = 0; i < nleft; i++)
+		qb_log(LOG_NOTICE, "csv-rmd of node %s left the group", rmd_node_name(d, left[i].nodeid));
+	for (size_t i = 0; i < njoined; i++)
+		if (joined[i].nodeid != d->node_id)
+			qb_log(LOG_NOTICE, "csv-rmd of node %u joined the group", joined[i].nodeid);
+	memcpy(d->peers, peers, np * sizeof(*peers));
+	d->npeers = np;
+	d->synced = false;
+	d->have_best = false;
+	group_send_hello(d);
+}
+
+static int32_t on_cpg(int32_t fd, int32_t revents, void *data)
+{
+	struct rmd *d = data;
+	cs_error_t e = cpg_dispatch(d->cpg, CS_DISPATCH_ALL);
+	if (e != CS_OK && e != CS_ERR_TRY_AGAIN) {
+		qb_log(LOG_CRIT, "lost the csv-rmd group (corosync error %d): this node stops its coordinators "
+		       "and joins again when corosync is back", e);
+		group_stop(d);
+		roles_stop_all(d, true, "this node left the csv-rmd group");
+		return -1;
+	}
+	return 0;
+}
+
+int group_start(struct rmd *d, char *err, size_t errlen)
+{
+	static cpg_model_v1_data_t model = {
+		.model = CPG_MODEL_V1,
+		.cpg_deliver_fn = deliver,
+		.cpg_confchg_fn = confchg,
+	};
+	struct cpg_name name;
+	group_daemon = d;
+	cs_error_t e = cpg_model_initialize(&d->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, d);
+	if (e != CS_OK) {
+		snprintf(err, errlen, "cannot connect to corosync's CPG service (error %d): is corosync running?", e);
+		return -ENOTCONN;
+	}
+	snprintf(name.value, sizeof(name.value), "%s", RMD_GROUP);
+	name.length = (uint32_t)strlen(RMD_GROUP);
+	e = cpg_join(d->cpg, &name);
+	for (int tries = 0; e == CS_ERR_TRY_AGAIN && tries < 100; tries++) {
+		usleep(20000);
+		e = cpg_join(d->cpg, &name);
+	}
+	if (e != CS_OK) {
+		cpg_finalize(d->cpg);
+		snprintf(err, errlen, "cannot join the CPG group %s (corosync error %d)", RMD_GROUP, e);
+		return -EIO;
+	}
+	int fd;
+	cpg_fd_get(d->cpg, &fd);
+	d->cpg_fd = fd;
+	qb_loop_poll_add(d->loop, QB_LOOP_HIGH, fd, POLLIN, d, on_cpg);
+	d->joined = true;
+	return 0;
+}
+
+void group_stop(struct rmd *d)
+{
+	if (!d->joined)
+		return;
+	qb_loop_poll_del(d->loop, d->cpg_fd);
+	cpg_finalize(d->cpg);
+	d->joined = false;
+	d->synced = false;
+	d->npeers = 0;
+	for (size_t i = 0; i < d->nqueued; i++)
+		free(d->queued[i].body);
+	free(d->queued);
+	d->queued = NULL;
+	d->nqueued = 0;
+}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* csv-rmd: the daemon's parts and what they share. main.c runs the loop
+ * and the plan; group.c the CPG group that replicates the state; facts.c
+ * follows csv-quorumd; roles.c runs this node's coordinators; ipc.c
+ * answers csvctl and the csvfs clients. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <corosync/cpg.h>
+#include <qb/qbipcc.h>
+#include <qb/qbipcs.h>
+#include <qb/qbloop.h>
+
+#include "state.h"
+
+#define RMD_GROUP "csv-rmd"
+#define RMD_TICK_MS 200
+/* A csvfs client that has not reported for this long is counted gone. */
+#define RMD_ACCESS_STALE_MS 5000
+/* At its start, the leader waits this long, at most, for the csv-rmd of
+ * every member before it places roles. */
+#define RMD_SETTLE_MS 10000
+/* A coordinator asked to stop is killed after this. */
+#define RMD_STOP_TIMEOUT_MS 5000
+
+/* A volume as this node's command line names it. */
+struct rmd_volume_conf {
+	char name[R_NAME_MAX];
+	uint16_t port;
+	char spec[512];          /* the LUN on this node */
+	char uuid[40];           /* from csv-quorumd, "" until known */
+	bool san_ok;             /* this node writes its heartbeat on it */
+};
+
+/* A node's csvfs access to a volume, as it last reported it. */
+struct rmd_access {
+	char access[24];
+	char reason[160];
+};
+
+/* What a member said of itself when it joined. */
+struct rmd_peer {
+	uint32_t id;
+	uint32_t pid;
+	bool known;              /* it said hello once: name, address, volumes */
+	bool hello;              /* its hello of this membership arrived */
+	char name[R_NAME_MAX];
+	char address[64];
+	char volumes[R_MAX_VOLUMES][R_NAME_MAX];
+	char volume_uuid[R_MAX_VOLUMES][40];
+	uint16_t volume_port[R_MAX_VOLUMES];
+	uint32_t nvolumes;
+	bool san_known;          /* its SAN report arrived */
+	bool san_ok[R_MAX_VOLUMES]; /* by its volumes[] */
+	struct rmd_access access[R_MAX_VOLUMES]; /* by its volumes[] */
+};
+
+/* A message kept until the round of hellos ends. */
+struct rmd_queued {
+	uint32_t type, from;
+	char *body;
+};
+
+/* A coordinator this node runs, by volume of the command line. */
+struct rmd_child {
+	pid_t pid;               /* 0: none */
+	uint64_t generation;     /* the volume's placement (moves) it started for */
+	bool stop_asked;
+	int ready_fd;            /* read end of its --ready-fd, -1 closed */
+	bool ready;
+	uint64_t epoch;
+	uint64_t stop_at_ms;     /* asked to stop: SIGKILL then; 0 not asked */
+	bool killed;
+	char ready_buf[64];
+	size_t ready_len;
+};
+
+struct rmd {
+	qb_loop_t *loop;
+	uint32_t node_id;
+	char node_name[R_NAME_MAX];
+	char address[64];
+	const char *ipc_name, *quorumd_name, *state_dir, *coordinator, *keyfile;
+	struct rmd_volume_conf conf[R_MAX_VOLUMES];
+	uint32_t nconf;
+
+	struct r_state st;
+	bool state_dirty;         /* to be saved */
+
+	/* The group. */
+	cpg_handle_t cpg;
+	int cpg_fd;
+	bool joined;
+	struct rmd_peer peers[R_MAX_NODES];
+	uint32_t npeers;
+	bool synced;              /* every member's hello of this membership arrived */
+	char members_key[512];    /* the sorted member ids of this membership */
+	struct r_state best;      /* the best state among this round's hellos */
+	uint32_t best_from;
+	bool have_best;
+	struct rmd_queued *queued; /* messages delivered before the round ended */
+	size_t nqueued;
+
+	/* csv-quorumd's facts. */
+	qb_ipcc_connection_t *qc;
+	bool quorumd_up;
+	char quorumd_error[200];
+	struct r_facts facts;     /* nodes: quorumd's, joined with the group */
+	char node_names[R_MAX_NODES][R_NAME_MAX];
+	uint64_t facts_ms;
+	uint64_t last_log_ms;
+
+	/* The plan (leader only). */
+	uint64_t phase_seen_version[R_MAX_VOLUMES];
+	enum r_phase phase_seen[R_MAX_VOLUMES];
+	uint64_t phase_since_ms[R_MAX_VOLUMES];
+	uint64_t last_decision_version;
+	uint64_t last_decision_ms;
+
+	/* This node's coordinators and what it last reported of them, by
+	 * volume of the command line. */
+	struct rmd_child child[R_MAX_VOLUMES];
+	char report_sent[R_MAX_VOLUMES][16];
+	uint64_t report_sent_version[R_MAX_VOLUMES];
+	uint64_t report_sent_ms[R_MAX_VOLUMES];
+	/* What this node's csvfs clients reported, by volume of the command
+	 * line. */
+	struct rmd_access local_access[R_MAX_VOLUMES];
+	uint64_t local_access_ms[R_MAX_VOLUMES];
+	bool access_sent[R_MAX_VOLUMES];
+
+	bool san_sent;            /* this node's SAN report went out ... */
+	bool san_sent_ok[R_MAX_VOLUMES]; /* ... with these values, by conf */
+
+	qb_ipcs_service_t *ipcs;
+	bool stopping;
+	uint64_t started_ms;
+};
+
+uint64_t rmd_now_ms(void);
+
+/* main.c */
+void rmd_changed(struct rmd *d);           /* the state changed: save, act, plan */
+uint32_t rmd_leader(const struct rmd *d);  /* 0 none */
+bool rmd_quorate(const struct rmd *d);
+const char *rmd_node_name(const struct rmd *d, uint32_t id);
+const struct rmd_peer *rmd_peer(const struct rmd *d, uint32_t id);
+
+/* group.c */
+enum rmd_msg { RMD_HELLO = 1, RMD_DECIDE, RMD_REPORT, RMD_MOVE, RMD_REDIRECT, RMD_ACCESS, RMD_SAN };
+int group_start(struct rmd *d, char *err, size_t errlen);
+void group_stop(struct rmd *d);
+/* Multicasts o (consumed) as a message of the given type. */
+int group_send(struct rmd *d, enum rmd_msg type, struct json_object *o);
+/* Says who this node is, its volumes and its state. */
+void group_send_hello(struct rmd *d);
+
+/* facts.c */
+void facts_refresh(struct rmd *d);
+void facts_stop(struct rmd *d);
+/* The LUN spec of the state's volume k on this node; NULL none. */
+const struct rmd_volume_conf *facts_conf_of(const struct rmd *d, unsigned k);
+
+/* roles.c */
+void roles_act(struct rmd *d);             /* start, stop, report */
+/* Stops every coordinator of this node (now: SIGKILL) and waits. */
+void roles_stop_all(struct rmd *d, bool now, const char *why);
+
+/* ipc.c */
+int ipc_start(struct rmd *d, char *err, size_t errlen);
+void ipc_stop(struct rmd *d);
