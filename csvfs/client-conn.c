@@ -57,7 +57,8 @@ struct cbq {
 };
 
 struct client_conn {
-	char *host, *port;
+	char host[256], port[32];   /* plock: the locator changes them */
+	struct client_conn_locator locator;  /* locate NULL: the address is fixed */
 	struct csv_wire_key key;
 	uint32_t node_id;
 	uint8_t volume_uuid[CSV_WIRE_UUID_SIZE];
@@ -80,6 +81,13 @@ struct client_conn {
 	struct cbq inval, entry, recall;
 };
 
+static double seconds_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
 static int tcp_connect(const char *host, const char *port)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *p;
@@ -99,15 +107,15 @@ static int tcp_connect(const char *host, const char *port)
 	return fd < 0 ? -ECONNREFUSED : fd;
 }
 
-/* One connection and handshake. */
-static int connect_once(struct client_conn *cc, struct csv_wire_conn **ret, struct csv_wire_welcome *w, char *err,
-			size_t errlen)
+/* One connection and handshake, to host:port. */
+static int connect_once(struct client_conn *cc, const char *host, const char *port, struct csv_wire_conn **ret,
+			struct csv_wire_welcome *w, char *err, size_t errlen)
 {
 	struct csv_wire_auth_client_params ap = { .key = &cc->key, .node_id = cc->node_id };
 	memcpy(ap.volume_uuid, cc->volume_uuid, sizeof(ap.volume_uuid));
-	int fd = tcp_connect(cc->host, cc->port);
+	int fd = tcp_connect(host, port);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to coordinator %s:%s: %s", cc->host, cc->port, strerror(-fd));
+		snprintf(err, errlen, "cannot connect to coordinator %s:%s: %s", host, port, strerror(-fd));
 		return fd;
 	}
 	int r = csv_wire_conn_new(fd, ret);
@@ -122,12 +130,93 @@ static int connect_once(struct client_conn *cc, struct csv_wire_conn **ret, stru
 	return r;
 }
 
+/* Copies the coordinator's address (under plock once there are threads). */
+static void address_get(struct client_conn *cc, char host[static 256], char port[static 32])
+{
+	pthread_mutex_lock(&cc->plock);
+	memcpy(host, cc->host, sizeof(cc->host));
+	memcpy(port, cc->port, sizeof(cc->port));
+	pthread_mutex_unlock(&cc->plock);
+}
+
+/* Asks the locator, if any, where the coordinator is, then connects and
+ * handshakes there. A locator that cannot tell leaves the last address it
+ * gave to try; -EAGAIN and -ENOENT from it are returned as they are. */
+static int locate_connect(struct client_conn *cc, struct csv_wire_conn **ret, struct csv_wire_welcome *w, char *err,
+			  size_t errlen)
+{
+	char host[256], port[32], lerr[512] = "";
+	int r = 0;
+	if (cc->locator.locate) {
+		r = cc->locator.locate(cc->locator.ud, host, sizeof(host), port, sizeof(port), lerr, sizeof(lerr));
+		if (r < 0 && !lerr[0])
+			snprintf(lerr, sizeof(lerr), "cannot locate the coordinator: %s", strerror(-r));
+		if (r == 0) {
+			pthread_mutex_lock(&cc->plock);
+			snprintf(cc->host, sizeof(cc->host), "%s", host);
+			snprintf(cc->port, sizeof(cc->port), "%s", port);
+			pthread_mutex_unlock(&cc->plock);
+		}
+	}
+	address_get(cc, host, port);
+	if (r < 0 && (r == -EAGAIN || r == -ENOENT || !host[0])) {
+		snprintf(err, errlen, "%s", lerr);
+		return r;
+	}
+	int c = connect_once(cc, host, port, ret, w, err, errlen);
+	if (c < 0 && r < 0) {
+		/* Both: the locator is down and the last address is dead. */
+		char cerr[512];
+		snprintf(cerr, sizeof(cerr), "%s", err);
+		snprintf(err, errlen, "%s; %s", lerr, cerr);
+	}
+	return c;
+}
+
+/* Errors of a coordinator that answered, which trying again does not mend. */
+static bool refused_for_good(int r)
+{
+	return r == -EACCES || r == -EPERM || r == -EPROTONOSUPPORT;
+}
+
 static void conn_free(struct client_conn *cc)
 {
-	free(cc->host);
-	free(cc->port);
 	csv_wire_key_wipe(&cc->key);
 	free(cc);
+}
+
+/* The first connection through the locator: tries again, pausing as
+ * reconnect() does, until a coordinator answers or wait_s have passed. */
+static int open_located(struct client_conn *cc, unsigned wait_s, struct csv_wire_welcome *w, char *err,
+			size_t errlen)
+{
+	struct timespec start;
+	unsigned pause = RECONNECT_FIRST_MS;
+	char last[512] = "";
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct csv_wire_conn *c;
+		int r = locate_connect(cc, &c, w, err, errlen);
+		if (r == 0) {
+			cc->c = c;
+			return 0;
+		}
+		if (r == -ENOENT || refused_for_good(r))
+			return r;
+		double left = wait_s - seconds_since(&start);
+		if (left <= 0) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen, "no coordinator answered within %u s: %s", wait_s, why);
+			return r;
+		}
+		if (strcmp(err, last) != 0)
+			client_log(LOG_INFO, "waiting for the coordinator: %s", err);
+		snprintf(last, sizeof(last), "%s", err);
+		/* The last attempt at the end of the wait. */
+		usleep(left * 1000 < pause ? (unsigned)(left * 1e6) : pause * 1000u);
+		pause = pause * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : pause * 2;
+	}
 }
 
 int client_conn_open(const struct client_conn_params *p, struct client_conn **ret,
@@ -135,24 +224,33 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 {
 	struct csv_wire_welcome w;
 	struct client_conn *cc = calloc(1, sizeof(*cc));
+	int r = 0;
 	if (!cc)
 		return -ENOMEM;
-	cc->host = strdup(p->host);
-	cc->port = strdup(p->port);
+	pthread_mutex_init(&cc->lock, NULL);
+	pthread_mutex_init(&cc->plock, NULL);
+	if (p->locator) {
+		cc->locator = *p->locator;
+	} else if (snprintf(cc->host, sizeof(cc->host), "%s", p->host) >= (int)sizeof(cc->host) ||
+		   snprintf(cc->port, sizeof(cc->port), "%s", p->port) >= (int)sizeof(cc->port)) {
+		snprintf(err, errlen, "coordinator %s:%s: the address is too long", p->host, p->port);
+		r = -ENAMETOOLONG;
+	}
 	cc->node_id = p->node_id;
 	cc->reconnect_timeout_s = p->reconnect_timeout_s;
 	memcpy(cc->volume_uuid, p->volume_uuid, sizeof(cc->volume_uuid));
-	int r = cc->host && cc->port ? 0 : -ENOMEM;
 	if (r == 0)
 		r = csv_wire_key_load(p->keyfile, &cc->key, err, errlen);
-	if (r == 0)
-		r = connect_once(cc, &cc->c, &w, err, errlen);
+	if (r == 0 && !p->locator)
+		r = connect_once(cc, cc->host, cc->port, &cc->c, &w, err, errlen);
+	if (r == 0 && p->locator)
+		r = open_located(cc, p->locate_wait_s, &w, err, errlen);
 	if (r < 0) {
+		pthread_mutex_destroy(&cc->lock);
+		pthread_mutex_destroy(&cc->plock);
 		conn_free(cc);
 		return r;
 	}
-	pthread_mutex_init(&cc->lock, NULL);
-	pthread_mutex_init(&cc->plock, NULL);
 	pthread_cond_init(&cc->pcond, NULL);
 	pthread_cond_init(&cc->inval.cond, NULL);
 	pthread_cond_init(&cc->entry.cond, NULL);
@@ -230,13 +328,6 @@ static void pending_free(struct pending *p)
 	free(p->frame);
 	free(p->buf);
 	free(p);
-}
-
-static double seconds_since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
 int client_conn_call(struct client_conn *cc, struct csv_wire_frame *f, uint8_t **ret_buf, size_t *ret_len,
@@ -458,7 +549,7 @@ static void reconnect(struct client_conn *cc)
 		pthread_mutex_unlock(&cc->plock);
 		if (stop)
 			return;
-		if (connect_once(cc, &c, &w, err, sizeof(err)) == 0)
+		if (locate_connect(cc, &c, &w, err, sizeof(err)) == 0)
 			break;
 		if (strcmp(err, last) != 0)
 			client_log(LOG_WARNING, "reconnecting: %s", err);
@@ -485,9 +576,9 @@ static void reconnect(struct client_conn *cc)
 		}
 	cc->up = true;
 	struct reopen_ctx x = { .cc = cc, .epoch = cc->epoch };
-	pthread_mutex_unlock(&cc->plock);
 	client_log(LOG_NOTICE, "reconnected to coordinator %s:%s, epoch %llu; sending %zu requests again",
 		cc->host, cc->port, (unsigned long long)w.epoch, n);
+	pthread_mutex_unlock(&cc->plock);
 
 	/* The coordinator knows nothing of this client's open files yet. */
 	if (cc->hooks.foreach_open)

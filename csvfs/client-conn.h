@@ -11,7 +11,7 @@
  * replies, the recall or the INVAL_INODE answers that request needs.
  *
  * When the connection is lost (the coordinator restarted or moved), the
- * reader reconnects, reopens the client's open files, and sends again
+ * reader reconnects (to where the locator, if any, says it is now), reopens the client's open files, and sends again
  * every request still without a reply, under the new epoch; callers just
  * wait. A caller gives up with -EIO only when no coordinator answered for
  * the reconnect timeout. */
@@ -26,9 +26,23 @@
 struct fuse_session;
 struct client_conn;
 
+/* Where the coordinator is when it is not fixed (csv-rmd moves it): asked
+ * before the first connection and before every attempt to reconnect. */
+struct client_conn_locator {
+	/* Fills host and port with the coordinator's address and returns 0;
+	 * or returns a negative errno with err saying why: -EAGAIN or -ENOENT,
+	 * there is no coordinator to connect to now; any other, the locator
+	 * cannot tell (its daemon is not running), and the last address it
+	 * gave is tried again. Called from the reader thread. */
+	int (*locate)(void *ud, char *host, size_t hostlen, char *port, size_t portlen, char *err, size_t errlen);
+	void *ud;
+};
+
 struct client_conn_params {
-	const char *host;
+	const char *host;              /* the coordinator, without a locator */
 	const char *port;
+	const struct client_conn_locator *locator;  /* NULL: host and port */
+	unsigned locate_wait_s;        /* with a locator: how long client_conn_open tries */
 	const char *keyfile;
 	uint32_t node_id;
 	uint8_t volume_uuid[CSV_WIRE_UUID_SIZE];
@@ -47,7 +61,10 @@ struct client_conn_hooks {
 	void *ud;
 };
 
-/* Connects and handshakes (blocking, bounded). err receives the reason. */
+/* Connects and handshakes (blocking, bounded). With a locator, tries
+ * again until a coordinator answers, for up to locate_wait_s, except when
+ * the locator knows no such volume or the coordinator refuses this client
+ * (key, protocol version). err receives the reason. */
 int client_conn_open(const struct client_conn_params *p, struct client_conn **ret,
 		     struct csv_wire_welcome *ret_welcome, char *err, size_t errlen);
 /* Starts the reader and callback threads (after fuse_daemonize()); se is

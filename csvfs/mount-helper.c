@@ -38,6 +38,8 @@ struct helper_options {
 	bool fake;
 	bool verbose;
 	bool has_coordinator;
+	bool has_rmd;        /* rmd or rmd=NAME */
+	bool has_volume;
 	bool has_keyfile;
 };
 
@@ -47,9 +49,11 @@ static void usage(FILE *f)
 		"Usage: %s SPEC DIR [-sfnvrw] [-o OPTIONS]\n"
 		"Mount the csvfs volume on SPEC (a block device, an image file or an NBD URI)\n"
 		"at DIR: the helper that mount -t csvfs and /etc/fstab run.\n\n"
-		"  -o OPTIONS    comma-separated mount options; coordinator=HOST:PORT and\n"
-		"                keyfile=FILE are needed, node=N and FUSE options are passed\n"
-		"                to csvfs, options of mount(8) and fstab are dropped\n"
+		"  -o OPTIONS    comma-separated mount options; coordinator=HOST:PORT (or\n"
+		"                rmd[=NAME], to ask csv-rmd where the coordinator runs) and\n"
+		"                keyfile=FILE are needed; node=N, volume=NAME and FUSE\n"
+		"                options are passed to csvfs, options of mount(8) and fstab\n"
+		"                are dropped\n"
 		"  -r            mount read-only (wins over -o rw)\n"
 		"  -w            mount read-write, the default (wins over -o ro)\n"
 		"  -f            fake: check the arguments, mount nothing\n"
@@ -111,6 +115,10 @@ static void option_add(struct helper_options *h, const char *opt, size_t len)
 	}
 	if (option_has_value(opt, len, "coordinator="))
 		h->has_coordinator = true;
+	if (option_is(opt, len, "rmd") || option_has_value(opt, len, "rmd="))
+		h->has_rmd = true;
+	if (option_has_value(opt, len, "volume="))
+		h->has_volume = true;
 	if (option_has_value(opt, len, "keyfile="))
 		h->has_keyfile = true;
 	fprintf(h->kept, ",%.*s", (int)len, opt);
@@ -351,9 +359,19 @@ int main(int argc, char **argv)
 	}
 	const char *spec = argv[optind];
 	const char *dir_arg = argv[optind + 1];
-	if (!h.has_coordinator) {
-		fprintf(stderr, "%s: %s: the option coordinator=HOST:PORT is missing (the coordinator of the volume)\n",
-			prog, spec);
+	if (h.has_coordinator && h.has_rmd) {
+		fprintf(stderr, "%s: %s: the options coordinator=HOST:PORT and rmd exclude each other (a coordinator "
+				"at a fixed address, or csv-rmd says where it runs)\n", prog, spec);
+		goto out;
+	}
+	if (!h.has_coordinator && !h.has_rmd) {
+		fprintf(stderr, "%s: %s: the option coordinator=HOST:PORT or rmd[=NAME] is missing (where the "
+				"coordinator of the volume is, or the csv-rmd to ask)\n", prog, spec);
+		goto out;
+	}
+	if (h.has_volume && !h.has_rmd) {
+		fprintf(stderr, "%s: %s: the option volume=NAME needs rmd (it names the volume in csv-rmd)\n", prog,
+			spec);
 		goto out;
 	}
 	if (!h.has_keyfile) {

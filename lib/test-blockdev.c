@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The block-device layer: memory devices and their volatile cache (the
  * crash simulator every journal test relies on), local files, and NBD
- * exports served by nbdkit when it is installed. */
+ * exports served by nbdkit when it is installed, with and without an I/O
+ * timeout (a stalled server: nbdkit's pause filter). */
 #include <check.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -916,20 +921,51 @@ static bool find_nbdkit(void)
 	return false;
 }
 
+/* Whether this nbdkit has the pause filter (nbdkit 1.22 or later). */
+static bool have_pause_filter(void)
+{
+	if (!nbdkit_bin[0])
+		return false;
+	pid_t pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(nbdkit_bin, nbdkit_bin, "--filter=pause", "null", "--dump-plugin", (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 struct nbd_server {
 	pid_t pid;
 	char sock[PATH_MAX];
 	char uri[PATH_MAX + 32];
+	char pause_sock[PATH_MAX]; /* the pause filter's control socket, or "" */
+	char pause_arg[PATH_MAX + 16];
 };
 
 /* Starts nbdkit serving one plugin on a Unix socket in tmpdir and waits
- * until a client can connect. extra is an optional server flag ("-r"). */
-static void nbd_start(struct nbd_server *s, const char *extra, const char *plugin, const char *arg)
+ * until a client can connect. extra is an optional server flag ("-r");
+ * with pausable, under the pause filter (see pause_ctl()). */
+static void nbd_start_with(struct nbd_server *s, const char *extra, const char *plugin, const char *arg,
+			   bool pausable)
 {
 	ck_assert_msg(nbdkit_bin[0], "nbdkit is not installed");
 	path_printf(s->sock, sizeof(s->sock), "%s/nbd.sock", tmpdir);
 	path_printf(s->uri, sizeof(s->uri), "nbd+unix:///?socket=%s", s->sock);
 	unlink(s->sock);
+	s->pause_sock[0] = '\0';
+	if (pausable) {
+		path_printf(s->pause_sock, sizeof(s->pause_sock), "%s/pause.sock", tmpdir);
+		ck_assert_msg(strlen(s->pause_sock) < sizeof(((struct sockaddr_un *)0)->sun_path),
+			      "%s is too long for a socket", s->pause_sock);
+		path_printf(s->pause_arg, sizeof(s->pause_arg), "pause-control=%s", s->pause_sock);
+		unlink(s->pause_sock);
+	}
 
 	s->pid = fork();
 	ck_assert_int_ge(s->pid, 0);
@@ -941,10 +977,14 @@ static void nbd_start(struct nbd_server *s, const char *extra, const char *plugi
 		argv[n++] = "--exit-with-parent";
 		if (extra)
 			argv[n++] = extra;
+		if (pausable)
+			argv[n++] = "--filter=pause";
 		argv[n++] = "-U";
 		argv[n++] = s->sock;
 		argv[n++] = plugin;
 		argv[n++] = arg;
+		if (pausable)
+			argv[n++] = s->pause_arg;
 		argv[n] = NULL;
 		execv(nbdkit_bin, (char *const *)argv);
 		_exit(127);
@@ -965,6 +1005,49 @@ static void nbd_start(struct nbd_server *s, const char *extra, const char *plugi
 	ck_abort_msg("nbdkit did not start listening on %s", s->sock);
 }
 
+static void nbd_start(struct nbd_server *s, const char *extra, const char *plugin, const char *arg)
+{
+	nbd_start_with(s, extra, plugin, arg, false);
+}
+
+/* Sends c to the pause filter ('p' pause, 'r' resume) and waits for its
+ * answer: 'P' once the requests already running have ended, 'R'. From
+ * then on, requests the server reads wait (the handshake does not). */
+static void pause_ctl(struct nbd_server *s, char c)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 10 };
+	char ack = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memcpy(a.sun_path, s->pause_sock, strlen(s->pause_sock) + 1); /* its length was checked */
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect %s: %s", a.sun_path,
+		      strerror(errno));
+	ck_assert_int_eq(write(fd, &c, 1), 1);
+	ck_assert_int_eq(read(fd, &ack, 1), 1);
+	ck_assert_int_eq(ack, toupper((unsigned char)c));
+	close(fd);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits up to ms for blockdev_stalled(bd) to be 0. */
+static bool wait_unstalled(struct csv_blockdev *bd, unsigned ms)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	for (uint64_t until = now_ms() + ms; now_ms() < until; nanosleep(&ts, NULL))
+		if (blockdev_stalled(bd) == 0)
+			return true;
+	return blockdev_stalled(bd) == 0;
+}
+
 static void nbd_stop(struct nbd_server *s)
 {
 	int status;
@@ -974,6 +1057,10 @@ static void nbd_stop(struct nbd_server *s)
 	waitpid(s->pid, &status, 0);
 	s->pid = 0;
 }
+
+/* Loop tests over NBD run with _i = 0 (no timeout: libnbd's synchronous
+ * calls) and 1 (a timeout: its asynchronous ones). */
+static unsigned loop_timeout(int i) { return i ? 30000 : 0; } /* 80 MiB takes seconds under ASan */
 
 START_TEST(test_nbd_memory_round_trip)
 {
@@ -985,7 +1072,8 @@ START_TEST(test_nbd_memory_round_trip)
 	ck_assert_ptr_nonnull(model);
 	make_tmpdir();
 	nbd_start(&srv, NULL, "memory", "16M");
-	ck_assert_int_eq(blockdev_open(srv.uri, 0, &bd), 0);
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, loop_timeout(_i), &bd), 0);
+	ck_assert_uint_eq(blockdev_io_timeout(bd), loop_timeout(_i));
 	ck_assert_uint_eq(blockdev_size(bd), size);
 	ck_assert(!blockdev_is_regular_file(bd));
 	ck_assert_str_eq(blockdev_name(bd), srv.uri);
@@ -1132,7 +1220,7 @@ START_TEST(test_nbd_large_transfer)
 
 	make_tmpdir();
 	nbd_start(&srv, NULL, "memory", "100M");
-	ck_assert_int_eq(blockdev_open(srv.uri, 0, &bd), 0);
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, loop_timeout(_i), &bd), 0);
 	rng_seed(34);
 	fill_random(data, len);
 	int r = blockdev_pwrite(bd, data, len, 4096);
@@ -1144,6 +1232,260 @@ START_TEST(test_nbd_large_transfer)
 	nbd_stop(&srv);
 	free(data);
 	free(got);
+	remove_tmpdir();
+}
+END_TEST
+
+/* ---- NBD with an I/O timeout: a stalled server ------------------------------ */
+
+/* A read from a server that stalls fails with -ETIMEDOUT after the
+ * timeout, not later and without touching the buffer; so does a discard.
+ * Once the server goes on, the stalled requests end and the same handle
+ * works again. */
+START_TEST(test_nbd_timeout_read)
+{
+	struct nbd_server srv;
+	struct csv_blockdev *bd;
+	char path[PATH_MAX];
+	const size_t len = 65536;
+	uint8_t *data = xmalloc(len), *got = xmalloc(len);
+
+	make_tmpdir();
+	tmp_path(path, sizeof(path), "export.img");
+	ck_assert_int_eq(truncate(path, 0), -1); /* (does not exist yet) */
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	nbd_start_with(&srv, NULL, "file", path, true); /* the file plugin flushes */
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, 300, &bd), 0);
+	rng_seed(35);
+	fill_random(data, len);
+	ck_assert_int_eq(blockdev_pwrite(bd, data, len, 4096), 0);
+	ck_assert_uint_eq(blockdev_stalled(bd), 0);
+
+	pause_ctl(&srv, 'p');
+	memset(got, 0xcd, len);
+	uint64_t t0 = now_ms();
+	int r = blockdev_pread(bd, got, len, 4096);
+	uint64_t took = now_ms() - t0;
+	ck_assert_msg(r == -ETIMEDOUT, "a read from a stalled server gave %d", r);
+	ck_assert_msg(took >= 290 && took < 2000, "a 300 ms timeout fired after %" PRIu64 " ms", took);
+	ck_assert(all_bytes(got, len, 0xcd));
+	ck_assert_uint_eq(blockdev_stalled(bd), 1);
+	/* A discard may still run, as a late write would: the caller hears
+	 * of its timeout. (The pause filter of nbdkit 1.32 lets flushes
+	 * through: their timeout is the same code.) */
+	ck_assert_int_eq(blockdev_discard(bd, 0, 4096), -ETIMEDOUT);
+	ck_assert_uint_eq(blockdev_stalled(bd), 2);
+
+	/* A new connection handshakes while the server stalls (a probe that
+	 * only connected would say the path works): its reads time out too. */
+	struct csv_blockdev *probe;
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, 300, &probe), 0);
+	ck_assert_int_eq(blockdev_pread(probe, got, 512, 0), -ETIMEDOUT);
+
+	pause_ctl(&srv, 'r');
+	ck_assert_msg(wait_unstalled(bd, 5000), "the stalled requests did not end after the resume");
+	ck_assert(wait_unstalled(probe, 5000));
+	ck_assert_int_eq(blockdev_pread(bd, got, len, 4096), 0);
+	ck_assert(memcmp(got, data, len) == 0);
+	ck_assert_int_eq(blockdev_flush(bd), 0);
+	ck_assert_int_eq(blockdev_pread(probe, got, len, 4096), 0);
+	ck_assert(memcmp(got, data, len) == 0);
+	blockdev_close(probe);
+	blockdev_close(bd);
+	nbd_stop(&srv);
+	free(data);
+	free(got);
+	remove_tmpdir();
+}
+END_TEST
+
+/* What a late callback saw. */
+struct late_seen {
+	pthread_mutex_t lock;
+	unsigned calls;
+	int r;
+};
+
+static void late_record(void *ctx, int r)
+{
+	struct late_seen *l = ctx;
+	pthread_mutex_lock(&l->lock);
+	l->calls++;
+	l->r = r;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static unsigned late_calls(struct late_seen *l, int *ret_r)
+{
+	pthread_mutex_lock(&l->lock);
+	unsigned n = l->calls;
+	*ret_r = l->r;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
+/* A write that timed out is not lost nor cancelled: the server writes it
+ * when it goes on, even after the caller closed the device (which does
+ * not wait for the server), and the late callback says so, once. */
+START_TEST(test_nbd_timeout_write_lands_late)
+{
+	struct nbd_server srv;
+	struct csv_blockdev *bd;
+	char path[PATH_MAX];
+	const size_t size = 1 << 20, len = 8192, off = 12288;
+	uint8_t *model = xmalloc(size), *file = xmalloc(size), data[8192];
+	struct late_seen seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	int late_r;
+
+	make_tmpdir();
+	tmp_path(path, sizeof(path), "export.img");
+	rng_seed(36);
+	fill_random(model, size);
+	write_file(path, model, size);
+	fill_random(data, sizeof(data));
+	nbd_start_with(&srv, NULL, "file", path, true);
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, 300, &bd), 0);
+
+	pause_ctl(&srv, 'p');
+	int r = blockdev_pwrite_late(bd, data, len, off, late_record, &seen);
+	ck_assert_msg(r == -ETIMEDOUT, "a write to a stalled server gave %d", r);
+	ck_assert_uint_eq(blockdev_stalled(bd), 1);
+	ck_assert_uint_eq(late_calls(&seen, &late_r), 0);
+	read_file(path, file, size);
+	ck_assert_msg(memcmp(file, model, size) == 0, "the stalled write landed before the resume");
+
+	uint64_t t0 = now_ms();
+	blockdev_close(bd); /* the device finishes it on its own */
+	ck_assert_msg(now_ms() - t0 < 250, "closing a stalled device waited %" PRIu64 " ms", now_ms() - t0);
+
+	pause_ctl(&srv, 'r');
+	for (uint64_t until = now_ms() + 5000; now_ms() < until && late_calls(&seen, &late_r) == 0;)
+		usleep(10000);
+	ck_assert_msg(late_calls(&seen, &late_r) == 1, "the late callback was not called after the resume");
+	ck_assert_int_eq(late_r, 0);
+	memcpy(model + off, data, len);
+	read_file(path, file, size);
+	ck_assert_msg(memcmp(file, model, size) == 0, "the timed-out write did not land after the resume");
+	usleep(100000);
+	ck_assert_uint_eq(late_calls(&seen, &late_r), 1);
+
+	/* The server is fine: a new connection reads the late write. */
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, 300, &bd), 0);
+	check_device(bd, model, size);
+	blockdev_close(bd);
+	nbd_stop(&srv);
+	free(model);
+	free(file);
+	remove_tmpdir();
+}
+END_TEST
+
+/* Several threads share one handle with a timeout (one of them polls
+ * for all): writes and reads of their own regions, then the whole device
+ * reads back as the model says. */
+#define THR_N 6
+#define THR_REGION (2u << 20)
+
+struct thr_arg {
+	struct csv_blockdev *bd;
+	uint8_t *model; /* the whole device; each thread writes its own region */
+	unsigned id;
+	int err;        /* the first failure, or 0 */
+	char what[128];
+};
+
+static void *thr_main(void *p)
+{
+	struct thr_arg *a = p;
+	uint64_t st = 0x1234567ull * (a->id + 1);
+	uint8_t *buf = malloc(200000), *got = malloc(200000);
+	uint64_t base = (uint64_t)a->id * THR_REGION;
+
+	for (int i = 0; i < 150 && !a->err && buf && got; i++) {
+		st ^= st >> 12, st ^= st << 25, st ^= st >> 27;
+		size_t len = 1 + (size_t)(st % 200000);
+		uint64_t off = base + (st >> 20) % (THR_REGION - len);
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)(st >> (k % 56)) ^ (uint8_t)k;
+		int r = blockdev_pwrite(a->bd, buf, len, off);
+		if (r < 0) {
+			a->err = r;
+			snprintf(a->what, sizeof(a->what), "write %zu at %" PRIu64, len, off);
+			break;
+		}
+		memcpy(a->model + off, buf, len);
+		r = blockdev_pread(a->bd, got, len, off);
+		if (r < 0 || memcmp(got, buf, len) != 0) {
+			a->err = r < 0 ? r : -EBADMSG;
+			snprintf(a->what, sizeof(a->what), "read back %zu at %" PRIu64, len, off);
+		}
+		if (i % 25 == 0 && (r = blockdev_flush(a->bd)) < 0) {
+			a->err = r;
+			snprintf(a->what, sizeof(a->what), "flush");
+		}
+	}
+	if (!buf || !got)
+		a->err = -ENOMEM;
+	free(buf);
+	free(got);
+	return NULL;
+}
+
+START_TEST(test_nbd_timeout_threads)
+{
+	struct nbd_server srv;
+	struct csv_blockdev *bd;
+	const size_t size = THR_N * THR_REGION;
+	uint8_t *model = calloc(1, size);
+	struct thr_arg args[THR_N];
+	pthread_t t[THR_N];
+
+	ck_assert_ptr_nonnull(model);
+	make_tmpdir();
+	nbd_start(&srv, NULL, "memory", "12M");
+	ck_assert_int_eq(blockdev_open_timed(srv.uri, 0, 10000, &bd), 0);
+	for (unsigned i = 0; i < THR_N; i++) {
+		args[i] = (struct thr_arg){ .bd = bd, .model = model, .id = i };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thr_main, &args[i]), 0);
+	}
+	for (unsigned i = 0; i < THR_N; i++)
+		pthread_join(t[i], NULL);
+	for (unsigned i = 0; i < THR_N; i++)
+		ck_assert_msg(args[i].err == 0, "thread %u: %s: %s", i, args[i].what, strerror(-args[i].err));
+	ck_assert_uint_eq(blockdev_stalled(bd), 0);
+	check_device(bd, model, size);
+	blockdev_close(bd);
+	nbd_stop(&srv);
+	free(model);
+	remove_tmpdir();
+}
+END_TEST
+
+/* The connection is bounded too: a server that accepts and never speaks
+ * (no nbdkit needed) fails the open with -ETIMEDOUT. */
+START_TEST(test_nbd_timeout_silent_server)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct csv_blockdev *bd = UNTOUCHED;
+	char uri[PATH_MAX + 32];
+
+	make_tmpdir();
+	path_printf(a.sun_path, sizeof(a.sun_path), "%s/silent.sock", tmpdir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	path_printf(uri, sizeof(uri), "nbd+unix:///?socket=%s", a.sun_path);
+	uint64_t t0 = now_ms();
+	int r = blockdev_open_timed(uri, 0, 300, &bd);
+	uint64_t took = now_ms() - t0;
+	ck_assert_msg(r == -ETIMEDOUT, "opening a silent server gave %d", r);
+	ck_assert_msg(took >= 290 && took < 2000, "a 300 ms timeout fired after %" PRIu64 " ms", took);
+	ck_assert_ptr_eq(bd, UNTOUCHED);
+	close(fd);
 	remove_tmpdir();
 }
 END_TEST
@@ -1195,17 +1537,35 @@ static Suite *blockdev_suite(void)
 	bool have = find_nbdkit();
 	if (have || getenv("CI")) {
 		tc = tcase_create("nbd");
-		tcase_add_test(tc, test_nbd_memory_round_trip);
+		tcase_add_loop_test(tc, test_nbd_memory_round_trip, 0, 2);
 		tcase_add_test(tc, test_nbd_file_round_trip);
 		tcase_add_test(tc, test_nbd_readonly_export);
 		tcase_add_test(tc, test_nbd_no_server);
-		tcase_add_test(tc, test_nbd_large_transfer);
+		tcase_add_loop_test(tc, test_nbd_large_transfer, 0, 2);
+		tcase_add_test(tc, test_nbd_timeout_threads);
 		tcase_set_timeout(tc, 60);
 		suite_add_tcase(s, tc);
 	}
 	if (!have)
 		fprintf(stderr, "test-blockdev: nbdkit not found in PATH: NBD cases %s\n",
 			getenv("CI") ? "will fail (CI must have it)" : "skipped");
+
+	/* A stalled server: nbdkit's pause filter. */
+	bool pause = have && have_pause_filter();
+	if (pause || getenv("CI")) {
+		tc = tcase_create("nbd stalled");
+		tcase_add_test(tc, test_nbd_timeout_read);
+		tcase_add_test(tc, test_nbd_timeout_write_lands_late);
+		tcase_set_timeout(tc, 60);
+		suite_add_tcase(s, tc);
+	} else if (have) {
+		fprintf(stderr, "test-blockdev: nbdkit has no pause filter (nbdkit 1.22 or later): "
+				"stalled-server cases skipped\n");
+	}
+	tc = tcase_create("nbd silent");
+	tcase_add_test(tc, test_nbd_timeout_silent_server);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
 	return s;
 }
 

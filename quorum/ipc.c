@@ -14,6 +14,7 @@
 #include <qb/qbipc_common.h>
 
 #include "cred.h"
+#include "ipc-server.h"
 #include "quorumd-ipc.h"
 #include "snapshot.h"
 #include "quorumd.h"
@@ -257,28 +258,6 @@ void ipc_publish(struct quorumd *d, const char *json)
 	}
 }
 
-/* ---- the loop glue ---------------------------------------------------------- */
-
-static int32_t poll_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_add(ipc_daemon->loop, p, fd, events, data, fn);
-}
-
-static int32_t poll_mod(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_mod(ipc_daemon->loop, p, fd, events, data, fn);
-}
-
-static int32_t poll_del(int32_t fd)
-{
-	return qb_loop_poll_del(ipc_daemon->loop, fd);
-}
-
-static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
-{
-	return qb_loop_job_add(ipc_daemon->loop, p, data, fn);
-}
-
 int ipc_start(struct quorumd *d, char *err, size_t errlen)
 {
 	static struct qb_ipcs_service_handlers handlers = {
@@ -288,33 +267,9 @@ int ipc_start(struct quorumd *d, char *err, size_t errlen)
 		.connection_closed = ipc_closed,
 		.connection_destroyed = ipc_destroyed,
 	};
-	static struct qb_ipcs_poll_handlers poll = {
-		.job_add = job_add,
-		.dispatch_add = poll_add,
-		.dispatch_mod = poll_mod,
-		.dispatch_del = poll_del,
-	};
 	ipc_daemon = d;
-	d->ipcs = qb_ipcs_create(d->ipc_name, 0, QB_IPC_SHM, &handlers);
-	if (!d->ipcs) {
-		snprintf(err, errlen, "cannot create the IPC server '%s': %s", d->ipc_name, strerror(errno));
-		return -errno;
-	}
-	qb_ipcs_service_context_set(d->ipcs, d);
-	qb_ipcs_poll_handlers_set(d->ipcs, &poll);
-	qb_ipcs_enforce_buffer_size(d->ipcs, CSVQ_IPC_MAX_MSG);
-	int r = qb_ipcs_run(d->ipcs);
-	if (r < 0) {
-		if (r == -EADDRINUSE)
-			snprintf(err, errlen, "another process already serves the IPC endpoint '%s' "
-				 "(is csv-quorumd running already?)", d->ipc_name);
-		else
-			snprintf(err, errlen, "cannot serve the IPC endpoint '%s': %s", d->ipc_name, strerror(-r));
-		/* qb_ipcs_run() has dropped the service itself on failure. */
-		d->ipcs = NULL;
-		return r;
-	}
-	return 0;
+	return ipc_server_start(d->loop, d->ipc_name, &handlers, CSVQ_IPC_MAX_MSG, d, "csv-quorumd", &d->ipcs, err,
+				errlen);
 }
 
 void ipc_stop(struct quorumd *d)

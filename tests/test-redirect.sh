@@ -1,9 +1,11 @@
 #!/bin/bash
 # Block-level redirection: a csvfs client reaches the LUN through its own
 # nbdkit SAN path; the coordinator through another. When the client's path
-# returns I/O errors, or disappears, its reads, writes and fsyncs go through
-# the coordinator and the application sees no error; when the path heals,
-# the client goes back to direct I/O.
+# returns I/O errors, disappears, or stalls (nbdkit's pause filter), its
+# reads, writes and fsyncs go through the coordinator and the application
+# sees no error; when the path heals, the client goes back to direct I/O.
+# A write that stalled lands late, when the path goes on: an overwrite of
+# its range meanwhile must wait for it, or the late write would undo it.
 # Binaries from meson: CSVFS, MKFS, FSCK, COORD.
 set -u
 : "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}"
@@ -29,18 +31,51 @@ img="$work/lun.img"
 key="$work/key"
 sock="$work/san.sock"
 errors="$work/san-errors"  # while it exists, every I/O of the path fails
+pause="$work/san-pause.sock"  # the pause filter's control socket
 make_key "$key"
 port=$(free_port)
 "$MKFS" -s 512M -L redirect "$img" >/dev/null || { echo "mkfs failed"; exit 1; }
 
-# The client's SAN path.
+# The client's SAN path, under the pause filter when nbdkit has it (1.22).
+if nbdkit --filter=pause null --dump-plugin >/dev/null 2>&1; then
+	pause_args=(--filter=pause "pause-control=$pause")
+else
+	pause_args=()
+	echo "nbdkit has no pause filter: the stalled-path case is skipped"
+fi
 start_san() {
-	rm -f "$sock"
-	nbdkit --foreground --unix "$sock" --filter=error file "$img" error-rate=100% error-file="$errors" \
-		>>"$work/nbdkit.log" 2>&1 &
+	rm -f "$sock" "$pause"
+	nbdkit --foreground --unix "$sock" --filter=error "${pause_args[@]:0:1}" file "$img" error-rate=100% \
+		error-file="$errors" "${pause_args[@]:1}" >>"$work/nbdkit.log" 2>&1 &
 	nbd_pid=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
 	echo "nbdkit did not start:"; cat "$work/nbdkit.log"
+	return 1
+}
+# Sends p (pause: requests the path reads from now on wait) or r (resume)
+# to the pause filter, and waits for its answer.
+pause_ctl() {
+	local py=python3 ack
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	ack=$("$py" - "$pause" "$1" <<-'EOF' 2>&1
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX)
+		s.settimeout(10)
+		s.connect(sys.argv[1])
+		s.sendall(sys.argv[2].encode())
+		print(s.recv(1).decode())
+	EOF
+	)
+	[ "$ack" = "${1^^}" ] || { echo "the pause filter did not acknowledge '$1': $ack"; return 1; }
+}
+# Seconds since $1 (an $EPOCHREALTIME), to a tenth.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+# Waits up to 10 s for the client to say N times that its path works again.
+wait_direct() {
+	for _ in $(seq 100); do
+		[ "$(grep -c "works again: direct I/O" "$work/client.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
 	return 1
 }
 start_san || exit 1
@@ -78,6 +113,52 @@ check "every file reads back byte-exact" sh -c "cmp '$work/r3' '$A/before' && cm
 	cmp '$work/r3' '$A/after-errors' && cmp '$work/r2' '$A/during-loss' && cmp '$work/r2' '$A/after-loss'"
 [ "$(grep -c "works again: direct I/O" "$work/client.log")" -ge 2 ] && pass "direct I/O again after the loss" ||
 	fail "the client did not go back to direct I/O after the loss"
+
+# The path stalls: every request it reads waits (the pause filter), as on
+# a hung target. The first I/O times out (io_timeout, 2 s by default) and
+# is done again through the coordinator; the next go there at once.
+if [ ${#pause_args[@]} -gt 0 ]; then
+	head -c 1M /dev/urandom >"$work/h1"
+	head -c 1M /dev/urandom >"$work/h2"
+	directs=$(grep -c "works again: direct I/O" "$work/client.log")
+	pause_ctl p || exit 1
+	t0=$EPOCHREALTIME
+	check "path stalled: a write and fsync work" \
+		dd if="$work/h1" of="$A/during-hang" bs=64k conv=fsync status=none
+	t_write=$(since "$t0")
+	t1=$EPOCHREALTIME
+	check "path stalled: a read is byte-exact" cmp "$work/r3" "$A/before"
+	t_read=$(since "$t1")
+	echo "path stalled: from the stall to a redirected write + fsync of 1 MiB: $t_write s; a read of 3 MiB then: $t_read s"
+	awk -v t="$t_write" 'BEGIN { exit !(t < 6) }' && pass "redirected within 6 s of the stall" ||
+		fail "the write took $t_write s to be redirected"
+	grep -q "stalled for [0-9]* ms: I/O goes through the coordinator" "$work/client.log" &&
+		pass "the client says its path stalled" || fail "the client did not report the stalled path"
+	check "path stalled: it reads back byte-exact" cmp "$work/h1" "$A/during-hang"
+
+	# The first 64 KiB of during-hang were written on the path and are
+	# still with the paused server. An overwrite must not be acknowledged
+	# before that write lands (or fails), or it would be undone by it.
+	t2=$EPOCHREALTIME
+	dd if="$work/h2" of="$A/during-hang" bs=64k conv=notrunc,fsync status=none &
+	ow_pid=$!
+	sleep 1.5
+	if kill -0 "$ow_pid" 2>/dev/null; then pass "an overwrite of the stalled range waits for it"; else
+		fail "an overwrite of the stalled range was done while the stalled write may still land"; fi
+	grep -q "wait until its server has answered it" "$work/client.log" &&
+		pass "the client says why the overwrite waits" || fail "the client did not say why the overwrite waits"
+	pause_ctl r || exit 1
+	wait "$ow_pid" && pass "the overwrite is done once the path goes on ($(since "$t2") s)" ||
+		fail "the overwrite failed"
+	check "after the stall: the overwrite reads back" cmp "$work/h2" "$A/during-hang"
+	grep -q "none is in doubt any more" "$work/client.log" && pass "the stalled write was answered" ||
+		fail "the client did not report the stalled write answered"
+	wait_direct $((directs + 1)) && pass "direct I/O again after the stall" ||
+		fail "the client did not go back to direct I/O after the stall"
+	check "after the stall, on the path: the overwrite reads back" cmp "$work/h2" "$A/during-hang"
+	check "after the stall, on the path: O_DIRECT reads it back" \
+		sh -c "dd if='$A/during-hang' iflag=direct bs=64k status=none | cmp '$work/h2' -"
+fi
 
 fusermount3 -u "$A" && pass "unmount" || fail "unmount"
 for _ in $(seq 100); do kill -0 "$mount_pid" 2>/dev/null || break; sleep 0.1; done

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ipc-server.h"
+
+static qb_loop_t *ipc_loop;
+
+static int32_t poll_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_add(ipc_loop, p, fd, events, data, fn);
+}
+
+static int32_t poll_mod(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_mod(ipc_loop, p, fd, events, data, fn);
+}
+
+static int32_t poll_del(int32_t fd)
+{
+	return qb_loop_poll_del(ipc_loop, fd);
+}
+
+static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
+{
+	return qb_loop_job_add(ipc_loop, p, data, fn);
+}
+
+int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_handlers *handlers,
+		     size_t max_msg, void *context, const char *daemon, qb_ipcs_service_t **ret, char *err,
+		     size_t errlen)
+{
+	static struct qb_ipcs_poll_handlers poll = {
+		.job_add = job_add,
+		.dispatch_add = poll_add,
+		.dispatch_mod = poll_mod,
+		.dispatch_del = poll_del,
+	};
+	ipc_loop = loop;
+	*ret = NULL;
+	qb_ipcs_service_t *s = qb_ipcs_create(name, 0, QB_IPC_SHM, handlers);
+	if (!s) {
+		int e = errno;
+		snprintf(err, errlen, "cannot create the IPC server '%s': %s", name, strerror(e));
+		return -e;
+	}
+	if (context)
+		qb_ipcs_service_context_set(s, context);
+	qb_ipcs_poll_handlers_set(s, &poll);
+	qb_ipcs_enforce_buffer_size(s, (uint32_t)max_msg);
+	int r = qb_ipcs_run(s);
+	if (r < 0) {
+		if (r == -EADDRINUSE)
+			snprintf(err, errlen, "another process already serves the IPC endpoint '%s' (is %s running "
+				 "already?)", name, daemon);
+		else
+			snprintf(err, errlen, "cannot serve the IPC endpoint '%s': %s", name, strerror(-r));
+		/* qb_ipcs_run() has dropped the service itself on failure. */
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
