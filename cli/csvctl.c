@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* csvctl: the admin CLI of a csvfs cluster. It asks the local csv-quorumd
- * over libqb IPC (see lib/quorumd-ipc.h and csv-quorumd(8)). */
+ * (status, events: lib/quorumd-ipc.h, csv-quorumd(8)) and the local csv-rmd
+ * (volume, node: lib/rmd-ipc.h, csv-rmd(8); volume.c, node.c) over libqb
+ * IPC. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,35 +20,59 @@
 #include <qb/qbipcc.h>
 
 #include "config.h"
+#include "csvctl.h"
 #include "quorumd-ipc.h"
+#include "rmd-ipc.h"
 
-#define PROG "csvctl"
 #define REQUEST_TIMEOUT_MS 10000
-
-/* Exit codes: 0 done, 1 failed (daemon not running, an error), 2 usage. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: " PROG " [--ipc-name NAME] COMMAND [options]\n"
+		"Usage: " PROG " [--ipc-name NAME] [--rmd NAME] COMMAND [options]\n"
 		"Administer a csvfs cluster from one of its nodes.\n\n"
-		"Commands:\n"
+		"Commands of csv-quorumd (membership, quorum, SAN, leases):\n"
 		"  status [--json]   nodes, quorum, SAN access per volume and the lease, as the\n"
 		"                    local csv-quorumd sees them; --json prints its snapshot as is\n"
 		"  events [--json]   follow the changes csv-quorumd reports, one line each, until\n"
 		"                    interrupted\n\n"
+		"Commands of csv-rmd (where each volume's coordinator runs):\n"
+		"  volume list [--json]\n"
+		"                    a line per volume: name, UUID, coordinator, phase, epoch,\n"
+		"                    redirected mode; --json prints csv-rmd's \"volumes\" as is\n"
+		"  volume state VOLUME [--json]\n"
+		"                    a volume's phase, holder, epoch and reason, and the SAN and\n"
+		"                    access of each node to it\n"
+		"  volume move VOLUME --to NODE [--wait SECONDS] [--json]\n"
+		"                    move the volume's coordinator to NODE (an id or a name) and\n"
+		"                    follow it until it runs there (--wait: default 60, 0 returns\n"
+		"                    at once); --json: the reply and each new state as JSON lines\n"
+		"  volume redirect VOLUME on|off [--wait SECONDS]\n"
+		"                    file-system redirected mode on or off, then wait until every\n"
+		"                    member node's access follows (default 10 s, 0 returns at once)\n"
+		"  node list [--json]\n"
+		"                    a line per node: id, name, address, member, quorate, fence,\n"
+		"                    admin state, the volumes it coordinates\n\n"
 		"Options:\n"
 		"  -i, --ipc-name NAME  the IPC endpoint of csv-quorumd (default " CSVQ_IPC_DEFAULT_NAME ")\n"
+		"      --rmd NAME       the IPC endpoint of csv-rmd (default " CSVR_IPC_DEFAULT_NAME ")\n"
+		"      --json           print JSON instead of a table\n"
+		"      --to NODE        the node a volume moves to (volume move)\n"
+		"      --wait SECONDS   how long to follow a move or a redirect\n"
 		"  -h, --help           show this help\n"
-		"  -V, --version        show the version\n");
+		"  -V, --version        show the version\n\n"
+		"Exit status: 0 done; 1 failed (a daemon not running, a refusal, no such volume\n"
+		"or node, a wait that ran out); 2 a usage error.\n");
 }
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
+	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, " (see '" PROG " --help')\n");
+	va_end(ap);
 	return EXIT_USAGE;
 }
 
@@ -92,52 +120,6 @@ static const char *request(qb_ipcc_connection_t *c, int32_t id, char *buf, size_
 }
 
 /* ---- reading the snapshot ---------------------------------------------------- */
-
-static struct json_object *get(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-	if (o && json_object_is_type(o, json_type_object))
-		json_object_object_get_ex(o, key, &v);
-	return v;
-}
-
-static const char *gets(struct json_object *o, const char *key, const char *dflt)
-{
-	struct json_object *v = get(o, key);
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
-}
-
-static bool has(struct json_object *o, const char *key)
-{
-	return get(o, key) != NULL;
-}
-
-static int64_t geti(struct json_object *o, const char *key)
-{
-	struct json_object *v = get(o, key);
-	return v ? json_object_get_int64(v) : 0;
-}
-
-static bool getb(struct json_object *o, const char *key)
-{
-	struct json_object *v = get(o, key);
-	return v && json_object_get_boolean(v);
-}
-
-static size_t count(struct json_object *a)
-{
-	return a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
-}
-
-static struct json_object *at(struct json_object *a, size_t i)
-{
-	return json_object_array_get_idx(a, i);
-}
-
-static const char *yesno(bool b)
-{
-	return b ? "yes" : "no";
-}
 
 /* "120 ms", "3.2 s", "-" */
 static const char *age(struct json_object *o, const char *key, char *buf, size_t len)
@@ -388,44 +370,102 @@ out:
 	return rc;
 }
 
+/* A number of seconds for --wait: 0 or more, finite. */
+static int parse_seconds(const char *s, double *ret)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(d) || d < 0)
+		return -EINVAL;
+	*ret = d;
+	return 0;
+}
+
+/* status and events take nothing but --json. */
+static int check_quorumd_usage(const struct ctl_args *a)
+{
+	if (a->nwords > 1)
+		return usage_error("unexpected argument '%s' after '%s'", a->words[1], a->words[0]);
+	if (a->to)
+		return usage_error("--to is only for 'volume move', not '%s'", a->words[0]);
+	if (a->wait_s >= 0)
+		return usage_error("--wait is only for 'volume move' and 'volume redirect', not '%s'", a->words[0]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	enum { OPT_JSON = 0x100, OPT_RMD, OPT_TO, OPT_WAIT };
 	static const struct option opts[] = {
 		{ "ipc-name", required_argument, NULL, 'i' },
-		{ "json", no_argument, NULL, 'j' },
+		{ "rmd", required_argument, NULL, OPT_RMD },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "to", required_argument, NULL, OPT_TO },
+		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	const char *ipc_name = CSVQ_IPC_DEFAULT_NAME, *cmd = NULL;
-	bool json = false;
+	struct ctl_args a = {
+		.quorumd_name = CSVQ_IPC_DEFAULT_NAME,
+		.rmd_name = CSVR_IPC_DEFAULT_NAME,
+		.wait_s = -1,
+	};
 	int opt;
 
-	/* Options may come before or after the command. */
-	while ((opt = getopt_long(argc, argv, "i:hV", opts, NULL)) != -1) {
+	/* Options may come before, between or after the command's words. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":i:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			if (!*optarg)
 				return usage_error("%s", "--ipc-name needs a name");
-			ipc_name = optarg;
+			a.quorumd_name = optarg;
 			break;
-		case 'j': json = true; break;
+		case OPT_RMD:
+			if (!*optarg)
+				return usage_error("%s", "--rmd needs a name");
+			a.rmd_name = optarg;
+			break;
+		case OPT_JSON: a.json = true; break;
+		case OPT_TO:
+			if (!*optarg)
+				return usage_error("%s", "--to needs a node id or name");
+			a.to = optarg;
+			break;
+		case OPT_WAIT:
+			if (parse_seconds(optarg, &a.wait_s) < 0)
+				return usage_error("--wait needs a number of seconds, 0 or more, not '%s'", optarg);
+			break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return EXIT_OK;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
 		default:
-			fprintf(stderr, "See '" PROG " --help'.\n");
-			return EXIT_USAGE;
+			/* optopt: 0 for an unknown long option, the option's
+			 * value for a known one given an argument it does not
+			 * take, the letter of an unknown short one. */
+			if (!optopt)
+				return usage_error("unknown option '%s'", argv[optind - 1]);
+			if (optopt >= OPT_JSON || strncmp(argv[optind - 1], "--", 2) == 0)
+				return usage_error("option '%s' takes no argument", argv[optind - 1]);
+			return usage_error("unknown option '-%c'", optopt);
 		}
 	}
-	if (optind < argc)
-		cmd = argv[optind++];
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!cmd)
+	a.words = argv + optind;
+	a.nwords = argc - optind;
+	if (!a.nwords)
 		return usage_error("%s", "a command is needed");
+	const char *cmd = a.words[0];
+	int rc;
 	if (strcmp(cmd, "status") == 0)
-		return cmd_status(ipc_name, json);
+		return (rc = check_quorumd_usage(&a)) ? rc : cmd_status(a.quorumd_name, a.json);
 	if (strcmp(cmd, "events") == 0)
-		return cmd_events(ipc_name, json);
+		return (rc = check_quorumd_usage(&a)) ? rc : cmd_events(a.quorumd_name, a.json);
+	if (strcmp(cmd, "volume") == 0)
+		return cmd_volume(&a);
+	if (strcmp(cmd, "node") == 0)
+		return cmd_node(&a);
 	return usage_error("unknown command '%s'", cmd);
 }
