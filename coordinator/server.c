@@ -201,8 +201,9 @@ static void sync_and_reply(void *data)
 	if (r < 0) {
 		/* Nothing answered since the last flush may be durable: stop
 		 * without answering; the next coordinator replays the journal. */
-		vlog(s, LOG_CRIT, "the journal flush failed: %s; stopping without answering", strerror(-r));
-		qb_loop_stop(s->loop);
+		vlog(s, LOG_CRIT, "the journal flush failed: %s; stopping at once without answering (exit 5)",
+		     strerror(-r));
+		_exit(5);
 	}
 	while (h) {
 		struct held_reply *next = h->next;
@@ -373,6 +374,13 @@ static bool changes_nothing(uint16_t type)
 	}
 }
 
+/* Errors of the path to the LUN, as opposed to errors of the request. */
+static bool lun_failed(int status)
+{
+	return status == -EIO || status == -ENOTCONN || status == -ESHUTDOWN || status == -ECONNRESET ||
+	       status == -EPIPE || status == -ETIMEDOUT || status == -ENXIO;
+}
+
 /* Serves a request whose header and epoch are checked: from the reply
  * cache, or by the dispatcher. */
 static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const void *frame, size_t len)
@@ -398,6 +406,16 @@ static int serve_request(struct conn *c, const struct csv_wire_msghdr *h, const 
 		return reject(c, "cannot answer %s: %s", h, r);
 	if (r == DISPATCH_PARKED)
 		return 0;  /* answered when the recall it waits for is over */
+	struct csv_wire_msghdr rh;
+	if (csv_wire_hdr_decode(reply.buf, reply.len, &rh) == 0 && lun_failed(rh.status)) {
+		/* The LUN failed under this coordinator: an answer would be an
+		 * error for an application, while a coordinator on a node that
+		 * sees the LUN can serve the request (clients resend it). */
+		vlog(s, LOG_CRIT, "%s request %llu failed on the LUN (%s): stopping at once without answering "
+		     "(exit 5); the next coordinator replays the journal", csv_wire_type_name(h->type),
+		     (unsigned long long)h->req_id, strerror(-rh.status));
+		_exit(5);
+	}
 	if (!changes_nothing(h->type))
 		cache_store(s, c->node, h->req_id, &reply);
 	reply_when_durable(c, &reply);

@@ -134,7 +134,7 @@ void facts_refresh(struct rmd *d)
 		nf->member = json_object_get_boolean(member(n, "member"));
 		nf->fence = fence_of(n);
 		const struct rmd_peer *p = rmd_peer(d, nf->id);
-		nf->rmd = p && p->hello;
+		nf->rmd = p && p->known;
 		struct json_object *nv = member(n, "volumes");
 		for (uint32_t k = 0; k < d->st.nvolumes; k++) {
 			const struct r_volume *v = &d->st.volumes[k];

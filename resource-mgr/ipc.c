@@ -5,6 +5,7 @@
  * messages of the group. Anyone may read; only root or the admin group
  * may change anything. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <qb/qblog.h>
 
 #include "cred.h"
+#include "ipc-server.h"
 #include "rmd-ipc.h"
 #include "rmd.h"
 
@@ -218,7 +220,7 @@ static void local_access(struct rmd *d, const char *volume, const char *access, 
 	}
 }
 
-static void locate(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
+static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_client *cl, struct json_object *req)
 {
 	const char *name = jstr(req, "volume"), *access = jstr(req, "access");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
@@ -226,7 +228,9 @@ static void locate(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *r
 		reply_error(c, CSVR_RES_LOCATE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
 		return;
 	}
-	if (access)
+	/* Only a client that may change the cluster (a csvfs client runs as
+	 * root) reports this node's access. */
+	if (access && cl->may_change)
 		local_access(d, v->name, access, jstr(req, "reason") ? jstr(req, "reason") : "");
 	const struct rmd_peer *h = v->holder ? rmd_peer(d, v->holder) : NULL;
 	struct json_object *o = json_object_new_object();
@@ -349,7 +353,7 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		reply(c, CSVR_RES_STATE, 0, state_json(d, cl));
 		break;
 	case CSVR_REQ_LOCATE:
-		locate(d, c, req);
+		locate(d, c, cl, req);
 		break;
 	case CSVR_REQ_MOVE:
 	case CSVR_REQ_REDIRECT:
@@ -372,28 +376,6 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	return 0;
 }
 
-/* ---- the loop glue ---------------------------------------------------------- */
-
-static int32_t poll_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_add(ipc_daemon->loop, p, fd, events, data, fn);
-}
-
-static int32_t poll_mod(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
-{
-	return qb_loop_poll_mod(ipc_daemon->loop, p, fd, events, data, fn);
-}
-
-static int32_t poll_del(int32_t fd)
-{
-	return qb_loop_poll_del(ipc_daemon->loop, fd);
-}
-
-static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
-{
-	return qb_loop_job_add(ipc_daemon->loop, p, data, fn);
-}
-
 int ipc_start(struct rmd *d, char *err, size_t errlen)
 {
 	static struct qb_ipcs_service_handlers handlers = {
@@ -402,31 +384,9 @@ int ipc_start(struct rmd *d, char *err, size_t errlen)
 		.connection_closed = ipc_closed,
 		.connection_destroyed = ipc_destroyed,
 	};
-	static struct qb_ipcs_poll_handlers poll = {
-		.job_add = job_add,
-		.dispatch_add = poll_add,
-		.dispatch_mod = poll_mod,
-		.dispatch_del = poll_del,
-	};
 	ipc_daemon = d;
-	d->ipcs = qb_ipcs_create(d->ipc_name, 0, QB_IPC_SHM, &handlers);
-	if (!d->ipcs) {
-		snprintf(err, errlen, "cannot create the IPC server '%s': %s", d->ipc_name, strerror(errno));
-		return -errno;
-	}
-	qb_ipcs_poll_handlers_set(d->ipcs, &poll);
-	qb_ipcs_enforce_buffer_size(d->ipcs, CSVR_IPC_MAX_MSG);
-	int r = qb_ipcs_run(d->ipcs);
-	if (r < 0) {
-		if (r == -EADDRINUSE)
-			snprintf(err, errlen, "another process already serves the IPC endpoint '%s' "
-				 "(is csv-rmd running already?)", d->ipc_name);
-		else
-			snprintf(err, errlen, "cannot serve the IPC endpoint '%s': %s", d->ipc_name, strerror(-r));
-		d->ipcs = NULL;
-		return r;
-	}
-	return 0;
+	return ipc_server_start(d->loop, d->ipc_name, &handlers, CSVR_IPC_MAX_MSG, NULL, "csv-rmd", &d->ipcs, err,
+				errlen);
 }
 
 void ipc_stop(struct rmd *d)

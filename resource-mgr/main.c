@@ -153,6 +153,10 @@ static void plan(struct rmd *d)
 {
 	if (rmd_leader(d) != d->node_id || !rmd_quorate(d))
 		return;
+	/* Facts of now: the group may have changed since the last tick. */
+	facts_refresh(d);
+	if (!rmd_quorate(d))
+		return;
 	uint64_t now = rmd_now_ms();
 	for (uint32_t k = 0; k < d->st.nvolumes; k++) {
 		if (d->phase_seen[k] != d->st.volumes[k].phase || !d->phase_since_ms[k]) {

@@ -27,6 +27,10 @@
 static void report(struct rmd *d, uint32_t c, const char *what, uint64_t epoch, const char *reason)
 {
 	uint64_t now = rmd_now_ms();
+	/* A partition without quorum changes nothing: the quorate side's
+	 * state wins when they meet again. */
+	if (!rmd_quorate(d))
+		return;
 	/* Once per state version, and again after a while if nothing came of it. */
 	if (strcmp(d->report_sent[c], what) == 0 && d->report_sent_version[c] == d->st.version &&
 	    now - d->report_sent_ms[c] < 2000)

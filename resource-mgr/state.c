@@ -185,8 +185,16 @@ static bool plan_volume(const struct r_state *s, const struct r_facts *f, unsign
 	}
 	switch (v->phase) {
 	case R_WAITING_FENCE:
-		if (!h || h->fence == R_FENCED) {
+		if (h && h->fence == R_FENCED) {
 			snprintf(why, sizeof(why), "node %u is fenced: its coordinator role is free", v->holder);
+			decide(d, s, v, 0, R_UNPLACED, false, why);
+			return true;
+		}
+		/* Back in the membership, unfenced, without csv-rmd: its
+		 * coordinator died with its csv-rmd. */
+		if (h && h->member && h->fence == R_FENCE_NONE && !h->rmd) {
+			snprintf(why, sizeof(why), "node %u is back without csv-rmd, and so without its coordinator",
+				 v->holder);
 			decide(d, s, v, 0, R_UNPLACED, false, why);
 			return true;
 		}

@@ -55,7 +55,7 @@ static void usage(FILE *out)
 		"  -T, --trace             print each operation before it runs\n"
 		"\n"
 		"append: append numbered, checksummed records to DIR/NAME.log; after each\n"
-		"  fsync print 'acked SEQ'.\n"
+		"  fsync print 'acked SEQ TIME' (TIME: seconds since the epoch, in ms).\n"
 		"  -d, --dir DIR           the directory of the log\n"
 		"  -i, --id NAME           the writer's name (the log is NAME.log)\n"
 		"  -r, --records N         records to write\n"
@@ -1852,6 +1852,9 @@ static int cmd_append(int argc, char **argv)
 	if (check_id(id))
 		return EXIT_USAGE;
 
+	/* One line per acknowledgement, out at once: a writer killed with
+	 * its node has told what was acknowledged. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct appender a = { .retry = (double)retry };
 	snprintf(a.path, sizeof(a.path), "%s/%s.log", dir, id);
 	/* A signal stops the writer after the record it is writing. */
@@ -1880,7 +1883,10 @@ static int cmd_append(int argc, char **argv)
 			r = append_fsync(&a);
 			if (r == 0) {
 				acked = (int64_t)seq - 1;
-				printf("acked %" PRId64 "\n", acked);
+				struct timespec now;
+				clock_gettime(CLOCK_REALTIME, &now);
+				printf("acked %" PRId64 " %lld.%03ld\n", acked, (long long)now.tv_sec,
+				       now.tv_nsec / 1000000);
 			}
 		}
 		if (r == 0 && last)
