@@ -62,3 +62,11 @@ int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_h
 	*ret = s;
 	return 0;
 }
+
+void ipc_server_stop(qb_ipcs_service_t **s)
+{
+	if (*s) {
+		qb_ipcs_destroy(*s);
+		*s = NULL;
+	}
+}

@@ -15,3 +15,6 @@
 int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_handlers *handlers,
 		     size_t max_msg, void *context, const char *daemon, qb_ipcs_service_t **ret, char *err,
 		     size_t errlen);
+
+/* Stops and frees the service *s, if any. */
+void ipc_server_stop(qb_ipcs_service_t **s);

@@ -274,8 +274,5 @@ int ipc_start(struct quorumd *d, char *err, size_t errlen)
 
 void ipc_stop(struct quorumd *d)
 {
-	if (d->ipcs) {
-		qb_ipcs_destroy(d->ipcs);
-		d->ipcs = NULL;
-	}
+	ipc_server_stop(&d->ipcs);
 }

@@ -19,16 +19,11 @@
 
 #define SNAPSHOT_TIMEOUT_MS 1000
 
-static struct json_object *member(struct json_object *o, const char *key)
-{
-	struct json_object *x = NULL;
-	return o && json_object_object_get_ex(o, key, &x) ? x : NULL;
-}
-
+/* Member key of o when it is a string, else "". */
 static const char *member_str(struct json_object *o, const char *key)
 {
-	struct json_object *x = member(o, key);
-	return x && json_object_is_type(x, json_type_string) ? json_object_get_string(x) : "";
+	const char *t = r_json_str(o, key);
+	return t ? t : "";
 }
 
 /* Records why the facts are missing, logging each new reason once. */
@@ -78,7 +73,7 @@ static struct json_object *snapshot(struct rmd *d, char *why, size_t len)
 
 static enum r_fence fence_of(struct json_object *node)
 {
-	const char *s = member_str(member(node, "fence"), "state");
+	const char *s = member_str(r_json_get(node, "fence"), "state");
 	if (strcmp(s, "fenced") == 0)
 		return R_FENCED;
 	if (strcmp(s, "pending") == 0)
@@ -99,43 +94,43 @@ void facts_refresh(struct rmd *d)
 	d->quorumd_up = true;
 	d->quorumd_error[0] = '\0';
 	if (!d->node_id) {
-		int64_t id = json_object_get_int64(member(s, "node_id"));
+		int64_t id = json_object_get_int64(r_json_get(s, "node_id"));
 		d->node_id = id > 0 && id <= UINT32_MAX ? (uint32_t)id : 0;
 		snprintf(d->node_name, sizeof(d->node_name), "%s", member_str(s, "node_name"));
 	}
 
 	/* This node's volumes: the UUID csv-quorumd read from each LUN. */
-	struct json_object *vols = member(s, "volumes");
+	struct json_object *vols = r_json_get(s, "volumes");
 	for (size_t i = 0; vols && i < json_object_array_length(vols); i++) {
 		struct json_object *v = json_object_array_get_idx(vols, i);
 		for (uint32_t c = 0; c < d->nconf; c++)
 			if (strcmp(member_str(v, "spec"), d->conf[c].spec) == 0) {
 				if (member_str(v, "uuid")[0])
 					snprintf(d->conf[c].uuid, sizeof(d->conf[c].uuid), "%s", member_str(v, "uuid"));
-				d->conf[c].san_ok = member(v, "writing") && json_object_get_boolean(member(v, "writing"));
+				d->conf[c].san_ok = r_json_get(v, "writing") && json_object_get_boolean(r_json_get(v, "writing"));
 			}
 	}
 
 	struct r_facts *f = &d->facts;
 	memset(f, 0, sizeof(*f));
 	f->now_ms = rmd_now_ms();
-	struct json_object *q = member(s, "quorum");
-	f->quorate = member(q, "quorate") && json_object_get_boolean(member(q, "quorate")) &&
+	struct json_object *q = r_json_get(s, "quorum");
+	f->quorate = r_json_get(q, "quorate") && json_object_get_boolean(r_json_get(q, "quorate")) &&
 		     strcmp(member_str(s, "corosync"), "connected") == 0;
-	struct json_object *nodes = member(s, "nodes");
+	struct json_object *nodes = r_json_get(s, "nodes");
 	for (size_t i = 0; nodes && i < json_object_array_length(nodes) && f->nnodes < R_MAX_NODES; i++) {
 		struct json_object *n = json_object_array_get_idx(nodes, i);
 		struct r_node_facts *nf = &f->nodes[f->nnodes];
-		int64_t id = json_object_get_int64(member(n, "id"));
+		int64_t id = json_object_get_int64(r_json_get(n, "id"));
 		if (id <= 0 || id > UINT32_MAX)
 			continue;
 		nf->id = (uint32_t)id;
 		snprintf(d->node_names[f->nnodes], R_NAME_MAX, "%s", member_str(n, "name"));
-		nf->member = json_object_get_boolean(member(n, "member"));
+		nf->member = json_object_get_boolean(r_json_get(n, "member"));
 		nf->fence = fence_of(n);
 		const struct rmd_peer *p = rmd_peer(d, nf->id);
 		nf->rmd = p && p->known;
-		struct json_object *nv = member(n, "volumes");
+		struct json_object *nv = r_json_get(n, "volumes");
 		for (uint32_t k = 0; k < d->st.nvolumes; k++) {
 			const struct r_volume *v = &d->st.volumes[k];
 			/* Each node's own word on its SAN access first: a node

@@ -22,16 +22,11 @@
 
 static struct rmd *group_daemon;
 
-static struct json_object *jget(struct json_object *o, const char *key)
-{
-	struct json_object *x = NULL;
-	return o && json_object_object_get_ex(o, key, &x) ? x : NULL;
-}
-
+/* Member key of o when it is a string, else "". */
 static const char *jstr(struct json_object *o, const char *key)
 {
-	struct json_object *x = jget(o, key);
-	return x && json_object_is_type(x, json_type_string) ? json_object_get_string(x) : "";
+	const char *t = r_json_str(o, key);
+	return t ? t : "";
 }
 
 static struct rmd_peer *peer_of(struct rmd *d, uint32_t id)
@@ -102,11 +97,11 @@ static bool apply_decide(struct rmd *d, struct json_object *o)
 	enum r_phase ph;
 	if (r_phase_parse(jstr(o, "phase"), &ph) < 0)
 		return false;
-	dec.based_on = (uint64_t)json_object_get_int64(jget(o, "based_on"));
+	dec.based_on = (uint64_t)json_object_get_int64(r_json_get(o, "based_on"));
 	snprintf(dec.volume, sizeof(dec.volume), "%s", jstr(o, "volume"));
-	dec.holder = (uint32_t)json_object_get_int64(jget(o, "holder"));
+	dec.holder = (uint32_t)json_object_get_int64(r_json_get(o, "holder"));
 	dec.phase = ph;
-	dec.clear_target = json_object_get_boolean(jget(o, "clear_target"));
+	dec.clear_target = json_object_get_boolean(r_json_get(o, "clear_target"));
 	snprintf(dec.reason, sizeof(dec.reason), "%s", jstr(o, "reason"));
 	if (!r_apply_decision(&d->st, &dec))
 		return false;
@@ -121,7 +116,7 @@ static bool apply_report(struct rmd *d, uint32_t from, struct json_object *o)
 	enum r_report r = strcmp(what, "running") == 0 ? R_REPORT_RUNNING :
 			  strcmp(what, "failed") == 0 ? R_REPORT_FAILED : R_REPORT_STOPPED;
 	const char *vol = jstr(o, "volume");
-	uint64_t epoch = (uint64_t)json_object_get_int64(jget(o, "epoch"));
+	uint64_t epoch = (uint64_t)json_object_get_int64(r_json_get(o, "epoch"));
 	if (!r_apply_report(&d->st, from, vol, r, epoch, jstr(o, "reason")))
 		return false;
 	qb_log(r == R_REPORT_FAILED ? LOG_WARNING : LOG_NOTICE, "volume %s: node %s reports its coordinator %s%s%s",
@@ -143,11 +138,11 @@ static void apply_access(struct rmd *d, uint32_t from, struct json_object *o)
 static void apply_san(struct rmd *d, uint32_t from, struct json_object *o)
 {
 	struct rmd_peer *p = peer_of(d, from);
-	struct json_object *san = jget(o, "san");
+	struct json_object *san = r_json_get(o, "san");
 	if (!p || !san)
 		return;
 	for (uint32_t j = 0; j < p->nvolumes; j++) {
-		struct json_object *x = jget(san, p->volumes[j]);
+		struct json_object *x = r_json_get(san, p->volumes[j]);
 		bool ok = x && json_object_get_boolean(x);
 		if (p->san_known && p->san_ok[j] != ok)
 			qb_log(ok ? LOG_NOTICE : LOG_WARNING, "node %s %s volume %s's LUN", rmd_node_name(d, from),
@@ -174,7 +169,7 @@ static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
 		changed = apply_report(d, from, o);
 		break;
 	case RMD_MOVE: {
-		uint32_t to = (uint32_t)json_object_get_int64(jget(o, "to"));
+		uint32_t to = (uint32_t)json_object_get_int64(r_json_get(o, "to"));
 		changed = r_apply_move(&d->st, jstr(o, "volume"), to);
 		if (changed)
 			qb_log(LOG_NOTICE, "volume %s: the operator (on node %s) moves it to node %s", jstr(o, "volume"),
@@ -182,7 +177,7 @@ static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
 		break;
 	}
 	case RMD_REDIRECT: {
-		bool on = json_object_get_boolean(jget(o, "on"));
+		bool on = json_object_get_boolean(r_json_get(o, "on"));
 		changed = r_apply_redirect(&d->st, jstr(o, "volume"), on);
 		if (changed)
 			qb_log(LOG_NOTICE, "volume %s: file-system redirected mode %s (the operator, on node %s)",
@@ -207,7 +202,7 @@ static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
 static void hello(struct rmd *d, uint32_t from, const char *body)
 {
 	struct rmd_peer *p = peer_of(d, from);
-	struct json_object *o = json_tokener_parse(body), *vols = jget(o, "volumes");
+	struct json_object *o = json_tokener_parse(body), *vols = r_json_get(o, "volumes");
 	if (!o || !p) {
 		json_object_put(o);
 		return;
@@ -220,7 +215,7 @@ static void hello(struct rmd *d, uint32_t from, const char *body)
 		struct json_object *v = json_object_array_get_idx(vols, i);
 		snprintf(p->volumes[p->nvolumes], R_NAME_MAX, "%s", jstr(v, "name"));
 		snprintf(p->volume_uuid[p->nvolumes], sizeof(p->volume_uuid[0]), "%s", jstr(v, "uuid"));
-		int64_t port = json_object_get_int64(jget(v, "port"));
+		int64_t port = json_object_get_int64(r_json_get(v, "port"));
 		p->volume_port[p->nvolumes++] = port > 0 && port < 65536 ? (uint16_t)port : 0;
 	}
 	p->known = true;
@@ -239,7 +234,7 @@ static void hello(struct rmd *d, uint32_t from, const char *body)
 		struct r_state s;
 		char err[200];
 		p->hello = true;
-		if (r_state_from_json(jget(o, "state"), &s, err, sizeof(err)) < 0) {
+		if (r_state_from_json(r_json_get(o, "state"), &s, err, sizeof(err)) < 0) {
 			qb_log(LOG_WARNING, "node %u sent a state csv-rmd cannot read (%s): not taken", from, err);
 		} else if (!d->have_best || s.version > d->best.version ||
 			   (s.version == d->best.version && from < d->best_from)) {

@@ -33,18 +33,6 @@ static void add(struct json_object *o, const char *k, struct json_object *v)
 	json_object_object_add(o, k, v);
 }
 
-static struct json_object *jget(struct json_object *o, const char *key)
-{
-	struct json_object *x = NULL;
-	return o && json_object_object_get_ex(o, key, &x) ? x : NULL;
-}
-
-static const char *jstr(struct json_object *o, const char *key)
-{
-	struct json_object *x = jget(o, key);
-	return x && json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
-}
-
 static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
 	struct ipc_client *cl = calloc(1, sizeof(*cl));
@@ -222,7 +210,7 @@ static void local_access(struct rmd *d, const char *volume, const char *access, 
 
 static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_client *cl, struct json_object *req)
 {
-	const char *name = jstr(req, "volume"), *access = jstr(req, "access");
+	const char *name = r_json_str(req, "volume"), *access = r_json_str(req, "access");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
 	if (!v) {
 		reply_error(c, CSVR_RES_LOCATE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
@@ -231,7 +219,7 @@ static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_clie
 	/* Only a client that may change the cluster (a csvfs client runs as
 	 * root) reports this node's access. */
 	if (access && cl->may_change)
-		local_access(d, v->name, access, jstr(req, "reason") ? jstr(req, "reason") : "");
+		local_access(d, v->name, access, r_json_str(req, "reason") ? r_json_str(req, "reason") : "");
 	const struct rmd_peer *h = v->holder ? rmd_peer(d, v->holder) : NULL;
 	struct json_object *o = json_object_new_object();
 	add(o, "volume", json_object_new_string(v->name));
@@ -254,8 +242,8 @@ static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_clie
 
 static void move(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
 {
-	const char *name = jstr(req, "volume");
-	struct json_object *to_o = jget(req, "to");
+	const char *name = r_json_str(req, "volume");
+	struct json_object *to_o = r_json_get(req, "to");
 	int k = name ? r_volume_index(&d->st, name) : -ENOENT;
 	if (k < 0) {
 		reply_error(c, CSVR_RES_MOVE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
@@ -297,8 +285,8 @@ static void move(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req
 
 static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
 {
-	const char *name = jstr(req, "volume");
-	struct json_object *on_o = jget(req, "on");
+	const char *name = r_json_str(req, "volume");
+	struct json_object *on_o = r_json_get(req, "on");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
 	if (!v) {
 		reply_error(c, CSVR_RES_REDIRECT, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
@@ -391,8 +379,5 @@ int ipc_start(struct rmd *d, char *err, size_t errlen)
 
 void ipc_stop(struct rmd *d)
 {
-	if (d->ipcs) {
-		qb_ipcs_destroy(d->ipcs);
-		d->ipcs = NULL;
-	}
+	ipc_server_stop(&d->ipcs);
 }

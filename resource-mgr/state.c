@@ -327,6 +327,18 @@ bool r_apply_redirect(struct r_state *s, const char *volume, bool on)
 
 /* ---- JSON ------------------------------------------------------------------- */
 
+struct json_object *r_json_get(struct json_object *o, const char *key)
+{
+	struct json_object *x = NULL;
+	return o && json_object_object_get_ex(o, key, &x) ? x : NULL;
+}
+
+const char *r_json_str(struct json_object *o, const char *key)
+{
+	struct json_object *x = r_json_get(o, key);
+	return x && json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
+}
+
 static void add(struct json_object *o, const char *k, struct json_object *v)
 {
 	json_object_object_add(o, k, v);

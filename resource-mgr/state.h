@@ -120,6 +120,11 @@ bool r_apply_report(struct r_state *s, uint32_t node, const char *volume, enum r
 bool r_apply_move(struct r_state *s, const char *volume, uint32_t to);
 bool r_apply_redirect(struct r_state *s, const char *volume, bool on);
 
+/* Member key of o, or NULL (o may be NULL). */
+struct json_object *r_json_get(struct json_object *o, const char *key);
+/* Member key of o when it is a string, or NULL. */
+const char *r_json_str(struct json_object *o, const char *key);
+
 /* JSON forms: the state (persisted, and sent when nodes join). */
 struct json_object *r_state_json(const struct r_state *s);
 int r_state_from_json(struct json_object *o, struct r_state *s, char *err, size_t errlen);
