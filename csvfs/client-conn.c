@@ -284,6 +284,22 @@ uint64_t client_conn_epoch(struct client_conn *cc)
 	return e;
 }
 
+bool client_conn_drop_older(struct client_conn *cc, uint64_t epoch)
+{
+	pthread_mutex_lock(&cc->lock);
+	pthread_mutex_lock(&cc->plock);
+	bool older = cc->up && cc->c && cc->epoch < epoch;
+	uint64_t had = cc->epoch;
+	pthread_mutex_unlock(&cc->plock);
+	if (older) {
+		client_log(LOG_NOTICE, "a coordinator of epoch %llu serves the volume; this connection is of epoch %llu: "
+			   "connecting again", (unsigned long long)epoch, (unsigned long long)had);
+		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&cc->lock);
+	return older;
+}
+
 uint64_t client_conn_generation(struct client_conn *cc)
 {
 	pthread_mutex_lock(&cc->plock);

@@ -76,6 +76,10 @@ void client_conn_close(struct client_conn *cc);
  * again when the request is sent). */
 uint64_t client_conn_next_id(struct client_conn *cc);
 uint64_t client_conn_epoch(struct client_conn *cc);
+/* A coordinator of a newer epoch serves the volume (csv-rmd says so):
+ * drops the connection to the old one, which a lost link may keep
+ * half-open for long, so that the reader connects again; true if it did. */
+bool client_conn_drop_older(struct client_conn *cc, uint64_t epoch);
 /* Changes at each new connection; layouts of another generation are void. */
 uint64_t client_conn_generation(struct client_conn *cc);
 

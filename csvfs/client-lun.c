@@ -347,8 +347,11 @@ void client_lun_close(struct client_lun *l)
 /* Errors of the path, as opposed to errors of the request. */
 static bool path_failed(int r)
 {
+	/* EINVAL too: the client computes every offset itself, so a direct
+	 * I/O refused as invalid says the path is in a bad state (libnbd on
+	 * a dead handle), not that the application erred. */
 	return r == -EIO || r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE || r == -ESHUTDOWN ||
-	       r == -ETIMEDOUT || r == -ECONNREFUSED || r == -ENOENT || r == -ENXIO;
+	       r == -ETIMEDOUT || r == -ECONNREFUSED || r == -ENOENT || r == -ENXIO || r == -EINVAL;
 }
 
 /* ---- the path and its prober --------------------------------------------------- */

@@ -156,6 +156,10 @@ static void *rmd_follow_main(void *arg)
 		 * down, reconnecting says it. */
 		if (r < 0 && strcmp(err, f->poll_err) != 0 && client_conn_generation(f->cc) != 0)
 			client_log(LOG_WARNING, "%s", err);
+		/* The role moved while this connection still looks up: the
+		 * old coordinator's end may never say it is gone. */
+		if (r == 0)
+			client_conn_drop_older(f->cc, loc.epoch);
 		if (r == 0 && f->poll_err[0])
 			client_log(LOG_NOTICE, "csv-rmd locates the coordinator of %s again: node %u at %s:%u",
 				   loc.volume, loc.node, loc.host, loc.port);

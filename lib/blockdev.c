@@ -108,6 +108,16 @@ static int nbd_failure(int dflt)
 	return e > 0 ? -e : dflt;
 }
 
+/* Why a command failed or could not be issued: a handle whose connection
+ * died is -ENOTCONN (libnbd says EINVAL: the handle is in the wrong state),
+ * which callers take for a lost path; else libnbd's error. */
+static int nbd_issue_error(struct csv_blockdev *bd)
+{
+	if (nbd_aio_is_dead(bd->nbd) == 1 || nbd_aio_is_closed(bd->nbd) == 1)
+		return -ENOTCONN;
+	return nbd_failure(-EIO);
+}
+
 /* Connects and handshakes within timeout_ms. */
 static int nbd_connect_timed(struct nbd_handle *h, const char *uri, unsigned timeout_ms)
 {
@@ -325,10 +335,8 @@ static int nbd_xfer(struct csv_blockdev *bd, void *buf, size_t len, uint64_t off
 	while (len > 0) {
 		size_t n = MIN(len, bd->nbd_max_io);
 		int r = write ? nbd_pwrite(bd->nbd, buf, n, off, 0) : nbd_pread(bd->nbd, buf, n, off, 0);
-		if (r < 0) {
-			int e = nbd_get_errno();
-			return e > 0 ? -e : -EIO;
-		}
+		if (r < 0)
+			return nbd_issue_error(bd);
 		buf = (uint8_t *)buf + n;
 		len -= n;
 		off += n;
@@ -484,13 +492,6 @@ static void drainer_start_locked(struct csv_blockdev *bd)
 	pthread_attr_destroy(&a);
 }
 
-/* Why a command could not be issued. */
-static int nbd_issue_error(struct csv_blockdev *bd)
-{
-	if (nbd_aio_is_dead(bd->nbd) == 1 || nbd_aio_is_closed(bd->nbd) == 1)
-		return -ENOTCONN;
-	return nbd_failure(-EIO);
-}
 
 /* Issues the commands of op over [off, off + len), in pieces the server
  * takes; stops at the first that cannot be issued (op->result says why). */
@@ -779,10 +780,8 @@ int blockdev_flush(struct csv_blockdev *bd)
 			return 0;
 		if (bd->io_timeout_ms)
 			return nbd_request(bd, NBD_OP_FLUSH, NULL, 0, 0, NULL, NULL);
-		if (nbd_flush(bd->nbd, 0) < 0) {
-			int e = nbd_get_errno();
-			return e > 0 ? -e : -EIO;
-		}
+		if (nbd_flush(bd->nbd, 0) < 0)
+			return nbd_issue_error(bd);
 		return 0;
 	case BDEV_MEM:
 		if (mem_power_cut(bd))

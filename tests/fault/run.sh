@@ -16,6 +16,8 @@
 #   run.sh --all                  every scenario
 #   run.sh --random SEED [--steps N]  N faults drawn from SEED (replayable)
 #   run.sh --list                 the scenarios
+# FAULT_HOLD (seconds a fault lasts, 8), FAULT_SETTLE (seconds of load
+# after the recovery, 4) and FAULT_KEEP=1 (keep the logs) tune a run.
 #
 # Binaries come from meson in CSVFS, COORD, QUORUMD, RMD, CSVCTL, WORKLOAD,
 # FSCK; the lab tool in LAB.
@@ -66,6 +68,16 @@ sampler_pid=
 cleanup() {
 	[ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
 	stop_load 2>/dev/null
+	# FAULT_KEEP=1 keeps the nodes' logs and the test's files.
+	if [ "${FAULT_KEEP:-0}" = 1 ]; then
+		mkdir -p "$work.kept"
+		find "$work" -maxdepth 1 -type f -exec cp {} "$work.kept/" \;
+		for d in "$dir"/node*; do
+			mkdir -p "$work.kept/${d##*/}"
+			find "$d" -name '*.log' -exec cp {} "$work.kept/${d##*/}/" \;
+		done
+		echo "logs kept in $work.kept"
+	fi
 	"$LAB" down --dir "$dir" >/dev/null 2>&1
 	rm -rf --one-file-system "$work"
 }
@@ -209,7 +221,8 @@ check_scenario() {
 		acked=$(last_acked "$f")
 		if [[ $dead != *" $n "* ]] && [[ $errok != *" $n "* ]]; then
 			check "$s: the writer of node $n saw no error" eval '! grep -q "^error" "$f"' ||
-				grep -m3 "^error" "$f" | sed 's/^/    /'
+				{ grep -m3 "^error" "$f"; echo "node $n's csvfs log ends with:"
+				  tail -8 "$dir/node$n/vol1.client.log"; } | sed 's/^/    /'
 			check "$s: the churn of node $n saw no error" eval '! grep -q "^error" "$work/$s.c$n"' ||
 				grep -m3 "^error" "$work/$s.c$n" | sed 's/^/    /'
 		fi
