@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
+
+#include <qb/qbipc_common.h>
 
 #include "ipc-server.h"
 
 static qb_loop_t *ipc_loop;
+static size_t ipc_max_msg;
 
 static int32_t poll_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data, qb_ipcs_dispatch_fn_t fn)
 {
@@ -38,6 +43,7 @@ int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_h
 		.dispatch_del = poll_del,
 	};
 	ipc_loop = loop;
+	ipc_max_msg = max_msg;
 	*ret = NULL;
 	qb_ipcs_service_t *s = qb_ipcs_create(name, 0, QB_IPC_SHM, handlers);
 	if (!s) {
@@ -69,4 +75,40 @@ void ipc_server_stop(qb_ipcs_service_t **s)
 		qb_ipcs_destroy(*s);
 		*s = NULL;
 	}
+}
+
+ssize_t ipc_reply_json(qb_ipcs_connection_t *c, int32_t id, int32_t error, struct json_object *o)
+{
+	if (!o)
+		o = json_object_new_object();
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	struct qb_ipc_response_header h = { .id = id, .error = error };
+	size_t len = strlen(text) + 1;
+	struct iovec iov[2] = {
+		{ .iov_base = &h, .iov_len = sizeof(h) },
+		{ .iov_base = (void *)text, .iov_len = len },
+	};
+	h.size = (int32_t)(sizeof(h) + len);
+	ssize_t r;
+	if ((size_t)h.size > ipc_max_msg) {
+		h.error = -EMSGSIZE;
+		h.size = sizeof(h);
+		r = qb_ipcs_response_sendv(c, iov, 1);
+	} else {
+		r = qb_ipcs_response_sendv(c, iov, 2);
+	}
+	json_object_put(o);
+	return r;
+}
+
+ssize_t ipc_reply_error(qb_ipcs_connection_t *c, int32_t id, int32_t error, const char *fmt, ...)
+{
+	char text[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(text));
+	return ipc_reply_json(c, id, error, o);
 }

@@ -8,6 +8,8 @@
 #include <qb/qbipcs.h>
 #include <qb/qbloop.h>
 
+#include <json-c/json.h>
+
 /* Creates and runs the service NAME with the handlers on loop, messages up
  * to max_msg bytes; context goes to qb_ipcs_service_context_set. daemon
  * names the program for the "already running" error. Returns 0 and the
@@ -18,3 +20,11 @@ int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_h
 
 /* Stops and frees the service *s, if any. */
 void ipc_server_stop(qb_ipcs_service_t **s);
+
+/* Answers request id with error and o (consumed; NULL: an empty object)
+ * as a NUL-terminated JSON text; a reply too large for the service goes
+ * as -EMSGSIZE without a body. Returns what libqb returned. */
+ssize_t ipc_reply_json(qb_ipcs_connection_t *c, int32_t id, int32_t error, struct json_object *o);
+/* Answers request id with error and {"error": the formatted text}. */
+ssize_t ipc_reply_error(qb_ipcs_connection_t *c, int32_t id, int32_t error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));

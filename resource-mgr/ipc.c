@@ -56,43 +56,6 @@ static int32_t ipc_closed(qb_ipcs_connection_t *c)
 	return 0;
 }
 
-/* Sends id with error and o (consumed; NULL: an empty object). */
-static void reply(qb_ipcs_connection_t *c, int32_t id, int32_t error, struct json_object *o)
-{
-	if (!o)
-		o = json_object_new_object();
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	struct qb_ipc_response_header h = { .id = id, .error = error };
-	size_t len = strlen(text) + 1;
-	struct iovec iov[2] = {
-		{ .iov_base = &h, .iov_len = sizeof(h) },
-		{ .iov_base = (void *)text, .iov_len = len },
-	};
-	h.size = (int32_t)(sizeof(h) + len);
-	if (h.size > CSVR_IPC_MAX_MSG) {
-		h.error = -EMSGSIZE;
-		h.size = sizeof(h);
-		qb_ipcs_response_sendv(c, iov, 1);
-	} else {
-		qb_ipcs_response_sendv(c, iov, 2);
-	}
-	json_object_put(o);
-}
-
-static void reply_error(qb_ipcs_connection_t *c, int32_t id, int32_t error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void reply_error(qb_ipcs_connection_t *c, int32_t id, int32_t error, const char *fmt, ...)
-{
-	char text[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	struct json_object *o = json_object_new_object();
-	add(o, "error", json_object_new_string(text));
-	reply(c, id, error, o);
-}
-
 static const char *fence_str(enum r_fence f)
 {
 	return f == R_FENCED ? "fenced" : f == R_FENCE_PENDING ? "pending" : "none";
@@ -213,7 +176,7 @@ static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_clie
 	const char *name = r_json_str(req, "volume"), *access = r_json_str(req, "access");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
 	if (!v) {
-		reply_error(c, CSVR_RES_LOCATE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
+		ipc_reply_error(c, CSVR_RES_LOCATE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
 		return;
 	}
 	/* Only a client that may change the cluster (a csvfs client runs as
@@ -230,14 +193,14 @@ static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_clie
 		snprintf(why, sizeof(why), "no coordinator serves volume %s now (%s: %s)", v->name, r_phase_str(v->phase),
 			 d->synced ? v->reason : "csv-rmd is not in its group yet");
 		add(o, "error", json_object_new_string(why));
-		reply(c, CSVR_RES_LOCATE, -EAGAIN, o);
+		ipc_reply_json(c, CSVR_RES_LOCATE, -EAGAIN, o);
 		return;
 	}
 	add(o, "node", json_object_new_uint64(v->holder));
 	add(o, "host", json_object_new_string(h->address));
 	add(o, "port", json_object_new_uint64(v->port));
 	add(o, "epoch", json_object_new_uint64(v->epoch));
-	reply(c, CSVR_RES_LOCATE, 0, o);
+	ipc_reply_json(c, CSVR_RES_LOCATE, 0, o);
 }
 
 static void move(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
@@ -246,21 +209,21 @@ static void move(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req
 	struct json_object *to_o = r_json_get(req, "to");
 	int k = name ? r_volume_index(&d->st, name) : -ENOENT;
 	if (k < 0) {
-		reply_error(c, CSVR_RES_MOVE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
+		ipc_reply_error(c, CSVR_RES_MOVE, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
 		return;
 	}
 	int64_t to = to_o && json_object_is_type(to_o, json_type_int) ? json_object_get_int64(to_o) : 0;
 	if (to <= 0 || to > UINT32_MAX || !r_facts_node(&d->facts, (uint32_t)to)) {
-		reply_error(c, CSVR_RES_MOVE, -ENOENT, "no node %lld in the cluster", (long long)to);
+		ipc_reply_error(c, CSVR_RES_MOVE, -ENOENT, "no node %lld in the cluster", (long long)to);
 		return;
 	}
 	if (!rmd_quorate(d)) {
-		reply_error(c, CSVR_RES_MOVE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
+		ipc_reply_error(c, CSVR_RES_MOVE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
 		return;
 	}
 	char why[200];
 	if (!r_eligible(&d->st, &d->facts, (unsigned)k, (uint32_t)to, why, sizeof(why))) {
-		reply_error(c, CSVR_RES_MOVE, -EINVAL, "volume %s cannot move: %s", d->st.volumes[k].name, why);
+		ipc_reply_error(c, CSVR_RES_MOVE, -EINVAL, "volume %s cannot move: %s", d->st.volumes[k].name, why);
 		return;
 	}
 	const struct r_volume *v = &d->st.volumes[k];
@@ -274,13 +237,13 @@ static void move(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req
 		add(m, "to", json_object_new_uint64((uint64_t)to));
 		if (group_send(d, RMD_MOVE, m) < 0) {
 			json_object_put(o);
-			reply_error(c, CSVR_RES_MOVE, -EIO, "cannot reach the csv-rmd group");
+			ipc_reply_error(c, CSVR_RES_MOVE, -EIO, "cannot reach the csv-rmd group");
 			return;
 		}
 		snprintf(msg, sizeof(msg), "moving volume %s to node %lld", v->name, (long long)to);
 	}
 	add(o, "message", json_object_new_string(msg));
-	reply(c, CSVR_RES_MOVE, 0, o);
+	ipc_reply_json(c, CSVR_RES_MOVE, 0, o);
 }
 
 static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
@@ -289,15 +252,15 @@ static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object 
 	struct json_object *on_o = r_json_get(req, "on");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
 	if (!v) {
-		reply_error(c, CSVR_RES_REDIRECT, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
+		ipc_reply_error(c, CSVR_RES_REDIRECT, -ENOENT, "csv-rmd knows no volume %s", name ? name : "(none named)");
 		return;
 	}
 	if (!on_o || !json_object_is_type(on_o, json_type_boolean)) {
-		reply_error(c, CSVR_RES_REDIRECT, -EINVAL, "the request needs \"on\": true or false");
+		ipc_reply_error(c, CSVR_RES_REDIRECT, -EINVAL, "the request needs \"on\": true or false");
 		return;
 	}
 	if (!rmd_quorate(d)) {
-		reply_error(c, CSVR_RES_REDIRECT, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
+		ipc_reply_error(c, CSVR_RES_REDIRECT, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
 		return;
 	}
 	bool on = json_object_get_boolean(on_o);
@@ -305,14 +268,14 @@ static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object 
 	add(m, "volume", json_object_new_string(v->name));
 	add(m, "on", json_object_new_boolean(on));
 	if (group_send(d, RMD_REDIRECT, m) < 0) {
-		reply_error(c, CSVR_RES_REDIRECT, -EIO, "cannot reach the csv-rmd group");
+		ipc_reply_error(c, CSVR_RES_REDIRECT, -EIO, "cannot reach the csv-rmd group");
 		return;
 	}
 	struct json_object *o = json_object_new_object();
 	char msg[200];
 	snprintf(msg, sizeof(msg), "volume %s: file-system redirected mode %s", v->name, on ? "on" : "off");
 	add(o, "message", json_object_new_string(msg));
-	reply(c, CSVR_RES_REDIRECT, 0, o);
+	ipc_reply_json(c, CSVR_RES_REDIRECT, 0, o);
 }
 
 static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
@@ -332,13 +295,13 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		req = json_tokener_parse(body);
 	int32_t res = h.id;  /* CSVR_RES_* mirror the requests */
 	if (h.id != CSVR_REQ_STATE && !json_object_is_type(req, json_type_object)) {
-		reply_error(c, res, -EINVAL, "the request carries no JSON object");
+		ipc_reply_error(c, res, -EINVAL, "the request carries no JSON object");
 		json_object_put(req);
 		return 0;
 	}
 	switch (h.id) {
 	case CSVR_REQ_STATE:
-		reply(c, CSVR_RES_STATE, 0, state_json(d, cl));
+		ipc_reply_json(c, CSVR_RES_STATE, 0, state_json(d, cl));
 		break;
 	case CSVR_REQ_LOCATE:
 		locate(d, c, cl, req);
@@ -346,7 +309,7 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	case CSVR_REQ_MOVE:
 	case CSVR_REQ_REDIRECT:
 		if (!cl->may_change) {
-			reply_error(c, res, -EPERM, "only root or the %s group may change the cluster", Q_ADMIN_GROUP);
+			ipc_reply_error(c, res, -EPERM, "only root or the %s group may change the cluster", Q_ADMIN_GROUP);
 			qb_log(LOG_WARNING, "uid %u may not change the cluster: %s refused", (unsigned)cl->uid,
 			       h.id == CSVR_REQ_MOVE ? "move" : "redirect");
 			break;
@@ -357,7 +320,7 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 			redirect(d, c, req);
 		break;
 	default:
-		reply_error(c, res, -EOPNOTSUPP, "unknown request %d", h.id);
+		ipc_reply_error(c, res, -EOPNOTSUPP, "unknown request %d", h.id);
 		break;
 	}
 	json_object_put(req);
