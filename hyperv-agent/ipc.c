@@ -20,12 +20,6 @@
 #include "vmagent-ipc.h"
 #include "vmagent.h"
 
-struct ipc_client {
-	uid_t uid;
-	gid_t gid;
-	bool may_change;
-};
-
 static struct agent *ipc_agent;
 
 static const char *const request_names[] = {
@@ -42,24 +36,6 @@ static const char *request_name(int32_t id)
 static void add(struct json_object *o, const char *k, struct json_object *v)
 {
 	json_object_object_add(o, k, v);
-}
-
-static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
-{
-	struct ipc_client *cl = calloc(1, sizeof(*cl));
-	if (!cl)
-		return -ENOMEM;
-	cl->uid = uid;
-	cl->gid = gid;
-	cl->may_change = q_may_change(uid, gid, Q_ADMIN_GROUP);
-	qb_ipcs_context_set(c, cl);
-	return 0;
-}
-
-static void ipc_destroyed(qb_ipcs_connection_t *c)
-{
-	free(qb_ipcs_context_get(c));
-	qb_ipcs_context_set(c, NULL);
 }
 
 static int32_t ipc_closed(qb_ipcs_connection_t *c)
@@ -247,7 +223,7 @@ static void migrate(struct agent *a, qb_ipcs_connection_t *c, struct json_object
 static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 {
 	struct agent *a = ipc_agent;
-	struct ipc_client *cl = qb_ipcs_context_get(c);
+	struct ipc_caller *cl = qb_ipcs_context_get(c);
 	struct qb_ipc_request_header h;
 	if (!cl || size < sizeof(h)) {
 		qb_ipcs_disconnect(c);
@@ -301,10 +277,10 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 int ipc_start(struct agent *a, char *err, size_t errlen)
 {
 	static struct qb_ipcs_service_handlers handlers = {
-		.connection_accept = ipc_accept,
+		.connection_accept = ipc_caller_accept,
 		.msg_process = ipc_msg,
 		.connection_closed = ipc_closed,
-		.connection_destroyed = ipc_destroyed,
+		.connection_destroyed = ipc_caller_destroyed,
 	};
 	ipc_agent = a;
 	return ipc_server_start(a->loop, a->ipc_name, &handlers, CSVV_IPC_MAX_MSG, NULL, "csv-vmagent", &a->ipcs, err,

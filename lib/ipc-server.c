@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include <qb/qbipc_common.h>
 
+#include "cred.h"
 #include "ipc-server.h"
 
 static qb_loop_t *ipc_loop;
@@ -67,6 +69,24 @@ int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_h
 	}
 	*ret = s;
 	return 0;
+}
+
+int32_t ipc_caller_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
+{
+	struct ipc_caller *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	cl->uid = uid;
+	cl->gid = gid;
+	cl->may_change = q_may_change(uid, gid, Q_ADMIN_GROUP);
+	qb_ipcs_context_set(c, cl);
+	return 0;
+}
+
+void ipc_caller_destroyed(qb_ipcs_connection_t *c)
+{
+	free(qb_ipcs_context_get(c));
+	qb_ipcs_context_set(c, NULL);
 }
 
 void ipc_server_stop(qb_ipcs_service_t **s)

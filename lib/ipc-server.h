@@ -3,7 +3,9 @@
  * daemons share. One loop per process. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <qb/qbipcs.h>
 #include <qb/qbloop.h>
@@ -17,6 +19,18 @@
 int ipc_server_start(qb_loop_t *loop, const char *name, struct qb_ipcs_service_handlers *handlers,
 		     size_t max_msg, void *context, const char *daemon, qb_ipcs_service_t **ret, char *err,
 		     size_t errlen);
+
+/* Who calls on a connection: its credentials, judged once when it
+ * connects (root or the cluster admin group may change anything). */
+struct ipc_caller {
+	uid_t uid;
+	gid_t gid;
+	bool may_change;
+};
+/* connection_accept and connection_destroyed handlers that keep a struct
+ * ipc_caller as the connection's context (qb_ipcs_context_get). */
+int32_t ipc_caller_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid);
+void ipc_caller_destroyed(qb_ipcs_connection_t *c);
 
 /* Stops and frees the service *s, if any. */
 void ipc_server_stop(qb_ipcs_service_t **s);

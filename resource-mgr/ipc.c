@@ -20,35 +20,11 @@
 #include "rmd-ipc.h"
 #include "rmd.h"
 
-struct ipc_client {
-	uid_t uid;
-	gid_t gid;
-	bool may_change;
-};
-
 static struct rmd *ipc_daemon;
 
 static void add(struct json_object *o, const char *k, struct json_object *v)
 {
 	json_object_object_add(o, k, v);
-}
-
-static int32_t ipc_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
-{
-	struct ipc_client *cl = calloc(1, sizeof(*cl));
-	if (!cl)
-		return -ENOMEM;
-	cl->uid = uid;
-	cl->gid = gid;
-	cl->may_change = q_may_change(uid, gid, Q_ADMIN_GROUP);
-	qb_ipcs_context_set(c, cl);
-	return 0;
-}
-
-static void ipc_destroyed(qb_ipcs_connection_t *c)
-{
-	free(qb_ipcs_context_get(c));
-	qb_ipcs_context_set(c, NULL);
 }
 
 static int32_t ipc_closed(qb_ipcs_connection_t *c)
@@ -79,7 +55,7 @@ static const char *access_of(const struct rmd *d, const struct r_node_facts *nf,
 	return "unavailable";
 }
 
-static struct json_object *state_json(struct rmd *d, const struct ipc_client *cl)
+static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl)
 {
 	const struct r_facts *f = &d->facts;
 	struct json_object *o = json_object_new_object(), *nodes = json_object_new_array(),
@@ -171,7 +147,7 @@ static void local_access(struct rmd *d, const char *volume, const char *access, 
 	}
 }
 
-static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_client *cl, struct json_object *req)
+static void locate(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_caller *cl, struct json_object *req)
 {
 	const char *name = r_json_str(req, "volume"), *access = r_json_str(req, "access");
 	struct r_volume *v = name ? r_volume_find(&d->st, name) : NULL;
@@ -281,7 +257,7 @@ static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object 
 static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 {
 	struct rmd *d = ipc_daemon;
-	struct ipc_client *cl = qb_ipcs_context_get(c);
+	struct ipc_caller *cl = qb_ipcs_context_get(c);
 	struct qb_ipc_request_header h;
 	if (!cl || size < sizeof(h)) {
 		qb_ipcs_disconnect(c);
@@ -330,10 +306,10 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 int ipc_start(struct rmd *d, char *err, size_t errlen)
 {
 	static struct qb_ipcs_service_handlers handlers = {
-		.connection_accept = ipc_accept,
+		.connection_accept = ipc_caller_accept,
 		.msg_process = ipc_msg,
 		.connection_closed = ipc_closed,
-		.connection_destroyed = ipc_destroyed,
+		.connection_destroyed = ipc_caller_destroyed,
 	};
 	ipc_daemon = d;
 	return ipc_server_start(d->loop, d->ipc_name, &handlers, CSVR_IPC_MAX_MSG, NULL, "csv-rmd", &d->ipcs, err,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Who may change the cluster through csv-quorumd's IPC: root, and the
+/* Who may change the cluster through the daemons' IPC: root, and the
  * members of the cluster admin group. Everyone may read. */
 #pragma once
 
