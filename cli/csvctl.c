@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* csvctl: the admin CLI of a csvfs cluster. It asks the local csv-quorumd
  * (status, events: lib/quorumd-ipc.h, csv-quorumd(8)) and the local csv-rmd
- * (volume, node: lib/rmd-ipc.h, csv-rmd(8); volume.c, node.c) over libqb
- * IPC. */
+ * (volume, node, vm: lib/rmd-ipc.h, csv-rmd(8); volume.c, node.c, vm.c)
+ * over libqb IPC. The options of every command are checked here, against
+ * the table of what each command takes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -52,17 +53,58 @@ static void usage(FILE *out)
 		"                    member node's access follows (default 10 s, 0 returns at once)\n"
 		"  node list [--json]\n"
 		"                    a line per node: id, name, address, member, quorate, fence,\n"
-		"                    admin state, the volumes it coordinates\n\n"
+		"                    admin state, the volumes it coordinates\n"
+		"  node drain NODE [--wait SECONDS]\n"
+		"                    maintenance: the node's VMs migrate away and its coordinators\n"
+		"                    move, then it is paused; follows each VM that leaves until\n"
+		"                    the node is paused and runs no VM (default 300 s)\n"
+		"  node resume NODE [--failback] [--wait SECONDS]\n"
+		"                    the node is active again; with --failback, follows the VMs\n"
+		"                    drained from it until they run on it again (default 300 s)\n\n"
+		"Commands of csv-rmd for virtual machines (VM: its name; NODE: an id or a name):\n"
+		"  vm list [--json]  a line per VM: name, want, phase, node, memory, vCPUs,\n"
+		"                    priority, reason; --json prints csv-rmd's \"vms\" as is\n"
+		"  vm show VM [--json]\n"
+		"                    everything csv-rmd knows of a VM: placement, policies,\n"
+		"                    failures, operators, counts, the last migration\n"
+		"  vm create FILE.json [--start [--wait SECONDS]]\n"
+		"                    a new VM from its definition (FILE - reads stdin); --start\n"
+		"                    starts it and waits until it runs (default 30 s)\n"
+		"  vm start VM [--to NODE] [--wait SECONDS]\n"
+		"                    start it (on NODE) and wait until it runs (default 30 s)\n"
+		"  vm stop VM [--force] [--wait SECONDS]\n"
+		"                    shut it down (--force: power off at once) and wait until it\n"
+		"                    is stopped (default 60 s)\n"
+		"  vm remove VM      remove a stopped VM and its definition\n"
+		"  vm migrate VM --to NODE [--live|--quick] [--wait SECONDS]\n"
+		"                    migrate it to NODE and follow until it runs there (default\n"
+		"                    180 s); the kind defaults to the VM's \"migration\"\n"
+		"  vm disk add VM FILE [--format raw|qcow2|vpc|vhdx]\n"
+		"  vm disk remove VM ID|FILE\n"
+		"                    hot add or remove a SCSI disk of the running VM (the format\n"
+		"                    defaults from the extension: .qcow2, .vhd vpc, .vhdx, else\n"
+		"                    raw; ID: disk2 or 2); on the node that runs the VM\n"
+		"  vm checkpoint take|apply|delete VM NAME\n"
+		"  vm checkpoint list VM\n"
+		"                    checkpoints of the running VM (its qcow2 disks); list: name,\n"
+		"                    date, size of the VM state; on the node that runs the VM\n"
+		"Every vm and node command takes --json: the answer of csv-rmd, or for those\n"
+		"that wait, the VM's or the node's object at the end; progress goes to stderr.\n\n"
 		"Options:\n"
 		"  -i, --ipc-name NAME  the IPC endpoint of csv-quorumd (default " CSVQ_IPC_DEFAULT_NAME ")\n"
 		"      --rmd NAME       the IPC endpoint of csv-rmd (default " CSVR_IPC_DEFAULT_NAME ")\n"
 		"      --json           print JSON instead of a table\n"
-		"      --to NODE        the node a volume moves to (volume move)\n"
-		"      --wait SECONDS   how long to follow a move or a redirect\n"
+		"      --to NODE        where a volume moves or a VM starts or migrates to\n"
+		"      --wait SECONDS   how long to follow what a command started (0: not at all)\n"
+		"      --start          start the VM once created (vm create)\n"
+		"      --force          power the VM off at once (vm stop)\n"
+		"      --live, --quick  the kind of migration (vm migrate)\n"
+		"      --failback       the VMs drained from the node go back to it (node resume)\n"
+		"      --format FORMAT  the format of a disk file (vm disk add)\n"
 		"  -h, --help           show this help\n"
 		"  -V, --version        show the version\n\n"
-		"Exit status: 0 done; 1 failed (a daemon not running, a refusal, no such volume\n"
-		"or node, a wait that ran out); 2 a usage error.\n");
+		"Exit status: 0 done; 1 failed (a daemon not running, a refusal, no such volume,\n"
+		"node or VM, a wait that ran out or ended otherwise); 2 a usage error.\n");
 }
 
 int usage_error(const char *fmt, ...)
@@ -382,27 +424,165 @@ static int parse_seconds(const char *s, double *ret)
 	return 0;
 }
 
-/* status and events take nothing but --json. */
-static int check_quorumd_usage(const struct ctl_args *a)
+/* ---- which command takes which option ------------------------------------------ */
+
+enum {
+	TAKES_JSON = 1 << 0,
+	TAKES_TO = 1 << 1,
+	TAKES_WAIT = 1 << 2,
+	TAKES_START = 1 << 3,
+	TAKES_FORCE = 1 << 4,
+	TAKES_KIND = 1 << 5,
+	TAKES_FAILBACK = 1 << 6,
+	TAKES_FORMAT = 1 << 7,
+};
+
+static const struct {
+	const char *cmd; /* its words */
+	unsigned takes;
+} commands[] = {
+	{ "status", TAKES_JSON },
+	{ "events", TAKES_JSON },
+	{ "volume list", TAKES_JSON },
+	{ "volume state", TAKES_JSON },
+	{ "volume move", TAKES_JSON | TAKES_TO | TAKES_WAIT },
+	{ "volume redirect", TAKES_WAIT },
+	{ "node list", TAKES_JSON },
+	{ "node drain", TAKES_JSON | TAKES_WAIT },
+	{ "node resume", TAKES_JSON | TAKES_FAILBACK | TAKES_WAIT },
+	{ "vm list", TAKES_JSON },
+	{ "vm show", TAKES_JSON },
+	{ "vm create", TAKES_JSON | TAKES_START | TAKES_WAIT },
+	{ "vm start", TAKES_JSON | TAKES_TO | TAKES_WAIT },
+	{ "vm stop", TAKES_JSON | TAKES_FORCE | TAKES_WAIT },
+	{ "vm remove", TAKES_JSON },
+	{ "vm migrate", TAKES_JSON | TAKES_TO | TAKES_KIND | TAKES_WAIT },
+	{ "vm disk add", TAKES_JSON | TAKES_FORMAT },
+	{ "vm disk remove", TAKES_JSON },
+	{ "vm checkpoint take", TAKES_JSON },
+	{ "vm checkpoint apply", TAKES_JSON },
+	{ "vm checkpoint delete", TAKES_JSON },
+	{ "vm checkpoint list", TAKES_JSON },
+};
+
+/* The options given on the command line, as TAKES_* bits. */
+static unsigned given_options(const struct ctl_args *a)
 {
-	if (a->nwords > 1)
-		return usage_error("unexpected argument '%s' after '%s'", a->words[1], a->words[0]);
-	if (a->to)
-		return usage_error("--to is only for 'volume move', not '%s'", a->words[0]);
-	if (a->wait_s >= 0)
-		return usage_error("--wait is only for 'volume move' and 'volume redirect', not '%s'", a->words[0]);
+	return (a->json ? TAKES_JSON : 0) | (a->to ? TAKES_TO : 0) | (a->wait_s >= 0 ? TAKES_WAIT : 0) |
+	       (a->start ? TAKES_START : 0) | (a->force ? TAKES_FORCE : 0) | (a->kind ? TAKES_KIND : 0) |
+	       (a->failback ? TAKES_FAILBACK : 0) | (a->format ? TAKES_FORMAT : 0);
+}
+
+/* An option as the user wrote it. */
+static const char *option_name(const struct ctl_args *a, unsigned opt)
+{
+	switch (opt) {
+	case TAKES_JSON: return "--json";
+	case TAKES_TO: return "--to";
+	case TAKES_WAIT: return "--wait";
+	case TAKES_START: return "--start";
+	case TAKES_FORCE: return "--force";
+	case TAKES_KIND: return strcmp(a->kind, "live") == 0 ? "--live" : "--quick";
+	case TAKES_FAILBACK: return "--failback";
+	default: return "--format";
+	}
+}
+
+/* Whether the words start with those of cmd; *ret_len: how many. */
+static bool names_command(const struct ctl_args *a, const char *cmd, int *ret_len)
+{
+	int n = 0;
+	for (const char *p = cmd; *p; n++) {
+		size_t l = strcspn(p, " ");
+		if (n >= a->nwords || strlen(a->words[n]) != l || strncmp(a->words[n], p, l) != 0)
+			return false;
+		p += l + (p[l] == ' ');
+	}
+	*ret_len = n;
+	return true;
+}
+
+/* The entry of commands[] that the words name, or -1 (an unknown or
+ * incomplete command, which its dispatcher reports). */
+static int find_command(const struct ctl_args *a)
+{
+	int best = -1, best_len = 0, len;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (names_command(a, commands[i].cmd, &len) && len > best_len) {
+			best = (int)i;
+			best_len = len;
+		}
+	return best;
+}
+
+/* "'volume move', 'vm start' and 'vm migrate'": the commands that take opt. */
+static const char *takers(unsigned opt, char *buf, size_t len)
+{
+	size_t n = 0, k = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		n += (commands[i].takes & opt) != 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (!(commands[i].takes & opt))
+			continue;
+		size_t l = strlen(buf);
+		k++;
+		snprintf(buf + l, len - l, "%s'%s'", k == 1 ? "" : k == n ? " and " : ", ", commands[i].cmd);
+	}
+	return buf;
+}
+
+/* Refuses the options the command does not take, naming those that do. */
+static int check_options(const struct ctl_args *a)
+{
+	int i = find_command(a);
+	if (i < 0)
+		return 0;
+	unsigned extra = given_options(a) & ~commands[i].takes;
+	if (!extra)
+		return 0;
+	unsigned opt = extra & -extra;
+	char buf[1024];
+	if (opt == TAKES_JSON)
+		return usage_error("'%s' takes no --json", commands[i].cmd);
+	return usage_error("%s is only for %s, not '%s'", option_name(a, opt), takers(opt, buf, sizeof(buf)),
+			   commands[i].cmd);
+}
+
+int check_words(const struct ctl_args *a, const char *cmd, int nwords, const char *missing)
+{
+	if (a->nwords < nwords)
+		return usage_error("'%s' needs %s", cmd, missing);
+	if (a->nwords > nwords)
+		return usage_error("unexpected argument '%s' after '%s'", a->words[nwords], cmd);
+	return 0;
+}
+
+/* Sets a->kind from --live or --quick, refusing both. */
+static int set_kind(struct ctl_args *a, const char *kind)
+{
+	if (a->kind && strcmp(a->kind, kind) != 0)
+		return usage_error("%s", "--live and --quick exclude each other");
+	a->kind = kind;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_JSON = 0x100, OPT_RMD, OPT_TO, OPT_WAIT };
+	enum { OPT_JSON = 0x100, OPT_RMD, OPT_TO, OPT_WAIT, OPT_START, OPT_FORCE, OPT_LIVE, OPT_QUICK, OPT_FAILBACK,
+	       OPT_FORMAT };
 	static const struct option opts[] = {
 		{ "ipc-name", required_argument, NULL, 'i' },
 		{ "rmd", required_argument, NULL, OPT_RMD },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "start", no_argument, NULL, OPT_START },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "live", no_argument, NULL, OPT_LIVE },
+		{ "quick", no_argument, NULL, OPT_QUICK },
+		{ "failback", no_argument, NULL, OPT_FAILBACK },
+		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -412,7 +592,7 @@ int main(int argc, char **argv)
 		.rmd_name = CSVR_IPC_DEFAULT_NAME,
 		.wait_s = -1,
 	};
-	int opt;
+	int opt, rc;
 
 	/* Options may come before, between or after the command's words. */
 	opterr = 0;
@@ -438,6 +618,19 @@ int main(int argc, char **argv)
 			if (parse_seconds(optarg, &a.wait_s) < 0)
 				return usage_error("--wait needs a number of seconds, 0 or more, not '%s'", optarg);
 			break;
+		case OPT_START: a.start = true; break;
+		case OPT_FORCE: a.force = true; break;
+		case OPT_LIVE:
+		case OPT_QUICK:
+			if ((rc = set_kind(&a, opt == OPT_LIVE ? "live" : "quick")))
+				return rc;
+			break;
+		case OPT_FAILBACK: a.failback = true; break;
+		case OPT_FORMAT:
+			if (!*optarg)
+				return usage_error("%s", "--format needs raw, qcow2, vpc or vhdx");
+			a.format = optarg;
+			break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return EXIT_OK;
 		case ':':
@@ -458,14 +651,17 @@ int main(int argc, char **argv)
 	if (!a.nwords)
 		return usage_error("%s", "a command is needed");
 	const char *cmd = a.words[0];
-	int rc;
+	if ((rc = check_options(&a)))
+		return rc;
 	if (strcmp(cmd, "status") == 0)
-		return (rc = check_quorumd_usage(&a)) ? rc : cmd_status(a.quorumd_name, a.json);
+		return (rc = check_words(&a, cmd, 1, "")) ? rc : cmd_status(a.quorumd_name, a.json);
 	if (strcmp(cmd, "events") == 0)
-		return (rc = check_quorumd_usage(&a)) ? rc : cmd_events(a.quorumd_name, a.json);
+		return (rc = check_words(&a, cmd, 1, "")) ? rc : cmd_events(a.quorumd_name, a.json);
 	if (strcmp(cmd, "volume") == 0)
 		return cmd_volume(&a);
 	if (strcmp(cmd, "node") == 0)
 		return cmd_node(&a);
+	if (strcmp(cmd, "vm") == 0)
+		return cmd_vm(&a);
 	return usage_error("unknown command '%s'", cmd);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the files of csvctl share: exit codes, the parsed command line,
- * getters over the JSON the daemons answer, and csvctl's client of csv-rmd
- * (rmd-conn.c). */
+ * getters over the JSON the daemons answer, csvctl's client of csv-rmd
+ * (rmd-conn.c), the VMs of its state (vm-state.c) and the loop that
+ * follows that state after a request (follow.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -29,6 +30,11 @@ struct ctl_args {
 	bool json;                /* --json */
 	const char *to;           /* --to NODE, or NULL */
 	double wait_s;            /* --wait SECONDS, or < 0 when not given */
+	bool start;               /* --start (vm create) */
+	bool force;               /* --force (vm stop) */
+	const char *kind;         /* "live" (--live), "quick" (--quick) or NULL (vm migrate) */
+	bool failback;            /* --failback (node resume) */
+	const char *format;       /* --format FORMAT (vm disk add), or NULL */
 	char **words;
 	int nwords;
 };
@@ -36,9 +42,15 @@ struct ctl_args {
 /* Says what is wrong with the command line, on stderr; returns EXIT_USAGE. */
 _printf_(1, 2) int usage_error(const char *fmt, ...);
 
-/* Commands (volume.c, node.c): each returns an exit code. */
+/* Refuses a number of words other than nwords for command cmd ("vm
+ * start"), saying what is missing; 0 when right. The options were checked
+ * against the command before it runs (csvctl.c). */
+int check_words(const struct ctl_args *a, const char *cmd, int nwords, const char *missing);
+
+/* Commands (volume.c, node.c, vm.c): each returns an exit code. */
 int cmd_volume(const struct ctl_args *a);
 int cmd_node(const struct ctl_args *a);
+int cmd_vm(const struct ctl_args *a);
 
 /* ---- reading JSON ------------------------------------------------------------- */
 
@@ -109,6 +121,10 @@ struct rmd_conn {
 	const char *name; /* its IPC endpoint */
 	qb_ipcc_connection_t *conn;
 	char *buf; /* CSVR_IPC_MAX_MSG bytes for the responses */
+	/* Who may make the next request, for a refusal with -EPERM ("root,
+	 * the csvadmin group or the VM's operator groups (ops)"); NULL: root
+	 * or the cluster admin group. */
+	const char *who_may;
 };
 
 /* Each of these says on stderr why it failed, and returns a negative errno. */
@@ -142,3 +158,76 @@ struct json_object *state_node(struct json_object *state, int64_t id);
 
 /* "node1", or "node 3" for a node without a name in the state. */
 const char *node_name(struct json_object *state, int64_t id, char *buf, size_t len);
+
+/* ---- VMs of the state (vm-state.c) ---------------------------------------------- */
+
+/* The VM of the state with this name, or NULL. */
+struct json_object *state_vm(struct json_object *state, const char *name);
+
+/* A VM of the state by its name; -ENOENT with "no VM ARG (known: ...)". */
+int state_find_vm(struct json_object *state, const char *arg, struct json_object **ret_vm);
+
+/* The VM's node ("node"), or -1 when it has none; the same for "target". */
+int64_t vm_node(struct json_object *vm);
+int64_t vm_target(struct json_object *vm);
+
+/* Whether the VM is in this phase. */
+bool vm_in(struct json_object *vm, const char *phase);
+
+/* Where the VM is, in words: "running on node2", "migrating (live) from
+ * node1 to node2", "waiting until node1 is fenced", "stopped". */
+const char *vm_where(struct json_object *state, struct json_object *vm, char *buf, size_t len);
+
+/* " (REASON)" when the VM has a reason, else "". */
+const char *vm_why(struct json_object *vm, char *buf, size_t len);
+
+/* Prints "VM: WHERE (REASON) (T s)" on stderr when its want, phase, node,
+ * target, migration or reason differs from prev (NULL: the first time);
+ * t0: when the request was sent. */
+void vm_progress(struct json_object *state, struct json_object *prev, struct json_object *vm, uint64_t t0);
+
+/* ---- following the state (follow.c) ---------------------------------------------- */
+
+/* A wait on the state of csv-rmd after a request: follow() asks for the
+ * state every FOLLOW_POLL_MS and hands it to step() until step() says the
+ * wait is over or wait_s runs out. */
+struct follow {
+	struct rmd_conn *r;
+	double wait_s;
+	uint64_t t0;      /* monotonic_ns() when the request was sent */
+	const char *goal; /* "vm1 is not running on node2": said when the time runs out */
+	/* Looks at the state (prev: the one before, NULL the first time),
+	 * prints what changed on stderr; returns 1 when the wait is over, 0
+	 * when not yet (with what it is now in f->now, "it is stopping on
+	 * node1"), or a negative errno when it failed, having said why. */
+	int (*step)(struct follow *f, struct json_object *prev, struct json_object *state);
+	void *data;       /* the step's own */
+	char now[1024];
+	struct json_object *state; /* the last state read, or NULL; the caller puts it */
+};
+
+/* 0 when step() said done; a negative errno when it failed, the state could
+ * not be read, or the time ran out (said on stderr). */
+int follow(struct follow *f);
+
+/* Seconds since t0 (monotonic_ns()). */
+double elapsed_s(uint64_t t0);
+
+/* Adds key: v to the body of a request; false when v is NULL (no memory). */
+static inline bool body_add(struct json_object *body, const char *key, struct json_object *v)
+{
+	if (!v)
+		return false;
+	if (json_object_object_add(body, key, v) < 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+/* Sends a request (r->who_may for a refusal) and says csv-rmd's answer:
+ * with --json and nothing to wait for, the answer itself on stdout; else
+ * its message, on stdout, or on stderr with --json since the object
+ * followed is printed at the end. An exit code. */
+int request_say(struct rmd_conn *r, const struct ctl_args *a, int32_t id, struct json_object *body, const char *what,
+		bool waits);

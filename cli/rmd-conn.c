@@ -88,7 +88,9 @@ int rmd_conn_request(struct rmd_conn *r, int32_t id, struct json_object *body, c
 	if (rh.error < 0) {
 		const char *why = gets(reply, "error", NULL);
 		fprintf(stderr, PROG ": cannot %s: %s\n", what, why ? why : strerror(-rh.error));
-		if (rh.error == -EPERM)
+		if (rh.error == -EPERM && r->who_may)
+			fprintf(stderr, PROG ": only %s may %s\n", r->who_may, what);
+		else if (rh.error == -EPERM)
 			fprintf(stderr, PROG ": to %s, you need to be root or in the cluster admin group (" CTL_ADMIN_GROUP
 				")\n", what);
 		json_object_put(reply);

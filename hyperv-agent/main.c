@@ -3,8 +3,8 @@
  * machines whose definitions and disks are on a shared csvfs volume under
  * QEMU (KVM when it works, else TCG), drives them through QMP only, and
  * serves the requests of csv-rmd and csvctl over libqb IPC
- * (lib/vmagent-ipc.h): list, start, stop, kill, and live migration
- * between nodes. */
+ * (lib/vmagent-ipc.h): list, define, start, stop, kill, live and quick
+ * migration between nodes, disks added and removed, checkpoints. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -223,6 +223,9 @@ int main(int argc, char **argv)
 	}
 	a->qemu = strdup(a->qemu);
 	a->kvm = kvm_works(why, sizeof(why));
+	a->have_cpu = cpu_info_read("/proc/cpuinfo", &a->cpu) == 0;
+	if (cpu_probe(a->qemu, a->run_dir, a->kvm, &a->cpuq, a->cpuq_err, sizeof(a->cpuq_err)) < 0)
+		a->cpuq.probed = false;
 
 	if (!foreground)
 		ready_fd = daemon_start(PROG);
@@ -243,6 +246,11 @@ int main(int argc, char **argv)
 	qb_loop_timer_add(a->loop, QB_LOOP_MED, (uint64_t)VMA_TICK_MS * QB_TIME_NS_IN_MSEC, a, on_tick, NULL);
 	qb_log(LOG_NOTICE, "started as node %u: VMs of %s, run directory %s, QEMU %s; incoming migrations on %s; "
 	       "IPC endpoint '%s'", a->node_id, a->vm_dir, a->run_dir, a->qemu, a->address, a->ipc_name);
+	if (!a->have_cpu)
+		qb_log(LOG_WARNING, "/proc/cpuinfo gives no CPU flags: LIST shows no cpu, and cpu_compat is refused");
+	if (!a->cpuq.probed)
+		qb_log(LOG_WARNING, "cannot ask QEMU for its CPU models (%s): VMs with cpu_compat cannot start with "
+		       "cpu_features here", a->cpuq_err);
 	if (a->kvm)
 		qb_log(LOG_NOTICE, "accelerator: KVM (-accel kvm)");
 	else

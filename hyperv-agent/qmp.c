@@ -62,7 +62,7 @@ bool qmp_ready(const struct qmp *q)
 	return q->ready && !q->dead;
 }
 
-static int send_command(struct qmp *q, const char *cmd, struct json_object *args, uint64_t id);
+static int send_command(struct qmp *q, const char *cmd, struct json_object *args, uint64_t id, int fd);
 static void mark_dead(struct qmp *q);
 
 static void json_putp(struct json_object **o)
@@ -92,7 +92,7 @@ static bool deliver(struct qmp *q, const char *line)
 			return true;
 		q->greeted = true;
 		q->caps_id = ++q->next_id;
-		if (send_command(q, "qmp_capabilities", NULL, q->caps_id) < 0)
+		if (send_command(q, "qmp_capabilities", NULL, q->caps_id, -1) < 0)
 			mark_dead(q);
 		return true;
 	}
@@ -246,14 +246,36 @@ static int wait_until(struct qmp *q, bool *cond, int timeout_ms)
 	}
 }
 
-/* Writes all of text; the socket is non-blocking, so a full buffer waits
- * a little. */
-static int send_text(struct qmp *q, const char *text, size_t len)
+/* Sends text from done on, with fd (-1: none) as SCM_RIGHTS on its first
+ * byte. */
+static ssize_t send_some(struct qmp *q, const char *text, size_t len, size_t done, int fd)
+{
+	if (fd < 0 || done > 0)
+		return send(q->fd, text + done, len - done, MSG_NOSIGNAL);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			    .msg_controllen = sizeof(control.buf) };
+	memset(control.buf, 0, sizeof(control.buf));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(q->fd, &m, MSG_NOSIGNAL);
+}
+
+/* Writes all of text (with fd, -1: none); the socket is non-blocking, so a
+ * full buffer waits a little. */
+static int send_text(struct qmp *q, const char *text, size_t len, int fd)
 {
 	size_t done = 0;
 	uint64_t until = monotonic_ns() + 1000u * 1000000u;
 	while (done < len) {
-		ssize_t n = send(q->fd, text + done, len - done, MSG_NOSIGNAL);
+		ssize_t n = send_some(q, text, len, done, fd);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
@@ -271,8 +293,8 @@ static int send_text(struct qmp *q, const char *text, size_t len)
 	return 0;
 }
 
-/* Sends cmd with args (consumed) and id. */
-static int send_command(struct qmp *q, const char *cmd, struct json_object *args, uint64_t id)
+/* Sends cmd with args (consumed), id and fd (-1: none). */
+static int send_command(struct qmp *q, const char *cmd, struct json_object *args, uint64_t id, int fd)
 {
 	_cleanup_(json_putp) struct json_object *m = json_object_new_object();
 	if (!m) {
@@ -292,11 +314,17 @@ static int send_command(struct qmp *q, const char *cmd, struct json_object *args
 		return -ENOMEM;
 	memcpy(line, text, len);
 	line[len] = '\n';
-	return send_text(q, line, len + 1);
+	return send_text(q, line, len + 1, fd);
 }
 
 int qmp_call(struct qmp *q, const char *cmd, struct json_object *args, int timeout_ms, struct json_object **ret,
 	     char *err, size_t errlen)
+{
+	return qmp_call_fd(q, cmd, args, -1, timeout_ms, ret, err, errlen);
+}
+
+int qmp_call_fd(struct qmp *q, const char *cmd, struct json_object *args, int fd, int timeout_ms,
+		struct json_object **ret, char *err, size_t errlen)
 {
 	if (q->dead || !q->ready || q->in_call || q->delivering) {
 		json_object_put(args);
@@ -306,7 +334,7 @@ int qmp_call(struct qmp *q, const char *cmd, struct json_object *args, int timeo
 		return q->dead ? -ECONNRESET : !q->ready ? -ENOTCONN : -EBUSY;
 	}
 	uint64_t id = ++q->next_id;
-	int r = send_command(q, cmd, args, id);
+	int r = send_command(q, cmd, args, id, fd);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: cannot send the command over QMP: %s", cmd, strerror(-r));
 		return r;
@@ -354,7 +382,7 @@ int qmp_send(struct qmp *q, const char *cmd, struct json_object *args, qmp_reply
 		return -EBUSY;
 	}
 	uint64_t id = ++q->next_id;
-	int r = send_command(q, cmd, args, id);
+	int r = send_command(q, cmd, args, id, -1);
 	if (r < 0)
 		return r;
 	w->id = id;

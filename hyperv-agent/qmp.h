@@ -61,6 +61,11 @@ bool qmp_alive(const struct qmp *q);
 int qmp_call(struct qmp *q, const char *cmd, struct json_object *args, int timeout_ms, struct json_object **ret,
 	     char *err, size_t errlen);
 
+/* qmp_call, with the descriptor fd passed along (SCM_RIGHTS), as QEMU's
+ * getfd and add-fd want it; fd stays open here. */
+int qmp_call_fd(struct qmp *q, const char *cmd, struct json_object *args, int fd, int timeout_ms,
+		struct json_object **ret, char *err, size_t errlen);
+
 /* Sends command cmd with args (consumed; may be NULL) and returns at once;
  * fn (may be NULL) gets the reply. Returns 0, or a negative errno (the
  * connection is broken or not ready, or too many commands wait) and then

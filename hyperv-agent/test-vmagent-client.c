@@ -5,7 +5,8 @@
  *
  *   test-vmagent-client [--ipc-name NAME] [--timeout-ms N] REQUEST [JSON]
  *
- * REQUEST is list, start, stop, kill, incoming, migrate or a number; JSON
+ * REQUEST is list, start, stop, kill, incoming, migrate, define, undefine,
+ * save, disk-add, disk-remove, checkpoint or a number; JSON
  * the request's body ({} when not given). The reply's JSON text goes to
  * standard output, on one line. Exit status: 0 when the reply's error is
  * 0, else the errno of the error (1 EPERM, 2 ENOENT, 17 EEXIST, 22 EINVAL,
@@ -32,6 +33,9 @@ static const struct {
 } requests[] = {
 	{ "list", CSVV_REQ_LIST }, { "start", CSVV_REQ_START }, { "stop", CSVV_REQ_STOP },
 	{ "kill", CSVV_REQ_KILL }, { "incoming", CSVV_REQ_INCOMING }, { "migrate", CSVV_REQ_MIGRATE },
+	{ "define", CSVV_REQ_DEFINE }, { "undefine", CSVV_REQ_UNDEFINE }, { "save", CSVV_REQ_SAVE },
+	{ "disk-add", CSVV_REQ_DISK_ADD }, { "disk-remove", CSVV_REQ_DISK_REMOVE },
+	{ "checkpoint", CSVV_REQ_CHECKPOINT },
 };
 
 int main(int argc, char **argv)

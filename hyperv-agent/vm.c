@@ -25,6 +25,7 @@
 
 #include "util.h"
 #include "vmagent.h"
+#include "vmstore.h"
 
 #define MS (1000000ull)
 
@@ -37,6 +38,7 @@ static const char *const state_names[] = {
 	[VM_STOPPING] = "stopping",
 	[VM_STOPPED] = "stopped",
 	[VM_FAILED] = "failed",
+	[VM_SAVING] = "saving",
 };
 
 const char *vm_state_str(enum vm_state s)
@@ -62,7 +64,7 @@ static void run_path(const struct agent *a, const char *name, const char *suffix
 	snprintf(buf, len, "%s/%s.%s", a->run_dir, name, suffix);
 }
 
-_printf_(2, 3) static void set_reason(struct vm *vm, const char *fmt, ...)
+void vm_set_reason(struct vm *vm, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -71,7 +73,7 @@ _printf_(2, 3) static void set_reason(struct vm *vm, const char *fmt, ...)
 }
 
 /* Moves vm to state s with the reason, and logs it. */
-_printf_(3, 4) static void set_state(struct vm *vm, enum vm_state s, const char *fmt, ...)
+void vm_set_state(struct vm *vm, enum vm_state s, const char *fmt, ...)
 {
 	enum vm_state old = vm->state;
 	bool fresh = !vm->reason[0];  /* a VM new to this agent */
@@ -171,13 +173,17 @@ static void on_event(void *data, const char *event, struct json_object *ed)
 		vm->shutdown_reason[0] = '\0';
 		if (ed && json_object_object_get_ex(ed, "reason", &v) && json_object_is_type(v, json_type_string))
 			snprintf(vm->shutdown_reason, sizeof(vm->shutdown_reason), "%s", json_object_get_string(v));
+	} else if (strcmp(event, "DEVICE_DELETED") == 0) {
+		const char *dev = vma_json_str(ed, "device");
+		if (dev)
+			vm_disk_deleted(vm, dev);
 	} else if (strcmp(event, "STOP") == 0 || strcmp(event, "RESUME") == 0 ||
 		   strcmp(event, "GUEST_PANICKED") == 0) {
 		vm->next_status_ns = 0;  /* ask now, at the next tick */
 	}
 }
 
-static const char *json_str(struct json_object *o, const char *key)
+const char *vma_json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
@@ -191,8 +197,7 @@ static int64_t json_int(struct json_object *o, const char *key, int64_t dflt)
 	       json_object_get_int64(v) : dflt;
 }
 
-static struct json_object *message(const char *fmt, ...) _printf_(1, 2);
-static struct json_object *message(const char *fmt, ...)
+struct json_object *vma_message(const char *fmt, ...)
 {
 	char text[600];
 	va_list ap;
@@ -204,7 +209,7 @@ static struct json_object *message(const char *fmt, ...)
 	return o;
 }
 
-static struct json_object *error_obj(const char *text)
+struct json_object *vma_error(const char *text)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(text));
@@ -231,7 +236,7 @@ static void answer_incoming(struct vm *vm)
 {
 	if (!vm->reply_conn || !vm->incoming_port)
 		return;
-	struct json_object *o = message("VM %s waits for an incoming live migration on %s:%u (pid %d)", vm->name,
+	struct json_object *o = vma_message("VM %s waits for an incoming live migration on %s:%u (pid %d)", vm->name,
 					vm->agent->address, vm->incoming_port, (int)vm->pid);
 	json_object_object_add(o, "port", json_object_new_uint64(vm->incoming_port));
 	ipc_answer(vm, 0, o);
@@ -242,7 +247,7 @@ static void on_status(void *data, int error, struct json_object *ret, const char
 	struct vm *vm = data;
 	vm->status_waiting = false;
 	vm->qmp_stuck_logged = false;
-	const char *status = json_str(ret, "status");
+	const char *status = vma_json_str(ret, "status");
 	if (error < 0 || !status) {
 		if (error == -EIO)
 			qb_log(LOG_WARNING, "VM %s: query-status: %s", vm->name, desc);
@@ -250,26 +255,33 @@ static void on_status(void *data, int error, struct json_object *ret, const char
 	}
 	switch (vm->state) {
 	case VM_STARTING:
-		if (strcmp(status, "running") == 0) {
-			set_state(vm, VM_RUNNING, "started");
-			ipc_answer(vm, 0, message("VM %s runs (pid %d, %s)", vm->name, (int)vm->pid,
+		if (vm->restoring && strcmp(status, "paused") == 0) {
+			/* Saved paused (SAVE stops the guest first): it goes on. */
+			qmp_send(vm->qmp, "cont", NULL, NULL, NULL);
+		} else if (strcmp(status, "running") == 0 && vm->restoring) {
+			vm_restore_done(vm);
+		} else if (strcmp(status, "running") == 0) {
+			vm_set_state(vm, VM_RUNNING, "started");
+			ipc_answer(vm, 0, vma_message("VM %s runs (pid %d, %s)", vm->name, (int)vm->pid,
 						  vm->agent->kvm ? "KVM" : "TCG"));
 		}
 		break;
 	case VM_INCOMING:
 		if (strcmp(status, "running") == 0) {
-			set_state(vm, VM_RUNNING, "live-migrated here");
+			vm_set_state(vm, VM_RUNNING, "live-migrated here");
 			answer_incoming(vm);
 		}
 		break;
 	case VM_RUNNING:
+		if (vm->op == VM_OP_CHECKPOINT && strcmp(status, "paused") == 0)
+			break;  /* a checkpoint pauses the guest while it is taken */
 		if (paused_why(status) || strcmp(status, "paused") == 0)
-			set_state(vm, VM_PAUSED, "%s", paused_why(status) ? paused_why(status) :
+			vm_set_state(vm, VM_PAUSED, "%s", paused_why(status) ? paused_why(status) :
 				  "paused (QEMU status paused)");
 		break;
 	case VM_PAUSED:
 		if (strcmp(status, "running") == 0)
-			set_state(vm, VM_RUNNING, "resumed");
+			vm_set_state(vm, VM_RUNNING, "resumed");
 		break;
 	default:
 		break;
@@ -299,7 +311,7 @@ static void on_incoming_info(void *data, int error, struct json_object *ret, con
 		return;
 	}
 	if (vm->state == VM_INCOMING)
-		set_reason(vm, "waiting for an incoming live migration on %s:%u", vm->agent->address,
+		vm_set_reason(vm, "waiting for an incoming live migration on %s:%u", vm->agent->address,
 			   vm->incoming_port);
 	answer_incoming(vm);
 }
@@ -342,7 +354,7 @@ static void qmp_became_ready(struct vm *vm)
 }
 
 /* Sends quit; SIGKILL follows at the deadline, or now without QMP. */
-static void send_quit(struct vm *vm, const char *how)
+void vm_send_quit(struct vm *vm, const char *how)
 {
 	vm->stop_asked = true;
 	snprintf(vm->stop_how, sizeof(vm->stop_how), "%s", how);
@@ -368,7 +380,7 @@ static void on_migrate_info(void *data, int error, struct json_object *ret, cons
 {
 	struct vm *vm = data;
 	vm->mig_poll_waiting = false;
-	const char *status = json_str(ret, "status");
+	const char *status = vma_json_str(ret, "status");
 	if (error < 0 || !status) {
 		if (error == -EIO)
 			qb_log(LOG_WARNING, "VM %s: query-migrate: %s", vm->name, desc);
@@ -385,22 +397,26 @@ static void on_migrate_info(void *data, int error, struct json_object *ret, cons
 		vm->mig.transferred_mb = mib(json_int(ram, "transferred", 0));
 		vm->mig.remaining_mb = mib(json_int(ram, "remaining", 0));
 	}
+	if (vm->op == VM_OP_SAVE) {
+		vm_save_progress(vm, status, vma_json_str(ret, "error-desc"));
+		return;
+	}
 	if (strcmp(status, "completed") == 0) {
 		vm->mig_active = false;
 		vm->mig_completed = true;
 		qb_log(LOG_NOTICE, "VM %s: migrated to %s in %" PRId64 " ms, downtime %" PRId64 " ms, %.1f MiB sent",
 		       vm->name, vm->mig_target, vm->mig.total_ms, vm->mig.downtime_ms, vm->mig.transferred_mb);
-		set_state(vm, VM_STOPPING, "migrated to %s; powering off the source", vm->mig_target);
+		vm_set_state(vm, VM_STOPPING, "migrated to %s; powering off the source", vm->mig_target);
 		char how[400];
 		snprintf(how, sizeof(how), "migrated to %s", vm->mig_target);
-		send_quit(vm, how);
+		vm_send_quit(vm, how);
 	} else if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
-		const char *why = json_str(ret, "error-desc");
+		const char *why = vma_json_str(ret, "error-desc");
 		vm->mig_active = false;
 		if (vm->mig_cancel_sent)
-			set_state(vm, VM_RUNNING, "migration to %s cancelled: %s", vm->mig_target, vm->mig_cancel_why);
+			vm_set_state(vm, VM_RUNNING, "migration to %s cancelled: %s", vm->mig_target, vm->mig_cancel_why);
 		else
-			set_state(vm, VM_RUNNING, "migration to %s %s%s%s", vm->mig_target, status, why ? ": " : "",
+			vm_set_state(vm, VM_RUNNING, "migration to %s %s%s%s", vm->mig_target, status, why ? ": " : "",
 				  why ? why : "");
 		vm->next_status_ns = 0;
 	}
@@ -414,14 +430,14 @@ int vm_migrate(struct agent *a, struct vm *vm, const char *host, uint16_t port, 
 		snprintf(msg, msglen, "VM %s is migrating to %s already", vm->name, vm->mig_target);
 		return -EBUSY;
 	}
-	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
-		snprintf(msg, msglen, "VM %s is %s here, not running: nothing to migrate", vm->name,
-			 vm_state_str(vm->state));
-		return -EINVAL;
-	}
-	if (!vm->qmp || !qmp_ready(vm->qmp)) {
-		snprintf(msg, msglen, "VM %s: no QMP connection to its QEMU (pid %d)", vm->name, (int)vm->pid);
-		return -EIO;
+	int r = vm_ready_for(vm, "migrate", msg, msglen);
+	if (r < 0)
+		return r;
+	if (vm->layout_differs) {
+		snprintf(msg, msglen, "VM %s: a disk was removed from the middle of its disks since it started, so "
+			 "its SCSI targets differ from its definition, which the target would start from: restart it "
+			 "first", vm->name);
+		return -EBUSY;
 	}
 	bool v6 = strchr(host, ':') != NULL;
 	snprintf(vm->mig_target, sizeof(vm->mig_target), v6 ? "[%s]:%u" : "%s:%u", host, port);
@@ -442,7 +458,7 @@ int vm_migrate(struct agent *a, struct vm *vm, const char *host, uint16_t port, 
 	}
 	struct json_object *args = json_object_new_object();
 	json_object_object_add(args, "capabilities", caps);
-	int r = qmp_call(vm->qmp, "migrate-set-capabilities", args, VMA_QMP_TIMEOUT_MS, NULL, err, sizeof(err));
+	r = qmp_call(vm->qmp, "migrate-set-capabilities", args, VMA_QMP_TIMEOUT_MS, NULL, err, sizeof(err));
 	if (r < 0)
 		goto fail;
 	/* The downtime limit; the bandwidth is not limited (QEMU's default
@@ -472,7 +488,7 @@ int vm_migrate(struct agent *a, struct vm *vm, const char *host, uint16_t port, 
 	vm->mig_started_ns = now;
 	vm->mig_deadline_ns = now + (uint64_t)timeout_s * 1000 * MS;
 	vm->next_mig_poll_ns = now + VMA_MIGRATE_POLL_MS * MS;
-	set_state(vm, VM_MIGRATING, "migrating to %s (downtime limit %u ms, timeout %u s)", vm->mig_target,
+	vm_set_state(vm, VM_MIGRATING, "migrating to %s (downtime limit %u ms, timeout %u s)", vm->mig_target,
 		  downtime_ms, timeout_s);
 	snprintf(msg, msglen, "VM %s: live migration to %s started", vm->name, vm->mig_target);
 	return 0;
@@ -508,16 +524,41 @@ _printf_(2, 3) static int arg(struct cmdline *c, const char *fmt, ...)
 	return 0;
 }
 
+/* The disks (on scsi0, disk I at SCSI target I) and the network
+ * interfaces (QEMU's user-mode network, restrict=on: no packet leaves the
+ * VM) of the definition. */
+static int devices_args(const struct vm *vm, struct cmdline *c)
+{
+	const struct vmdef *d = &vm->def;
+	char drive[PATH_MAX + 160];
+	int r = arg(c, "-device") | arg(c, "virtio-scsi-pci,id=scsi0");
+	for (unsigned i = 0; i < d->ndisks; i++) {
+		if (vmdef_drive_arg(d, i, drive, sizeof(drive)) < 0)
+			return -E2BIG;
+		r |= arg(c, "-drive") | arg(c, "%s", drive);
+		r |= arg(c, "-device") | arg(c, "scsi-hd,drive=disk%u,bus=scsi0.0,channel=0,scsi-id=%u,lun=0,id=disk%u", i,
+					   i, i);
+	}
+	for (unsigned i = 0; i < d->nnics; i++) {
+		r |= arg(c, "-netdev") | arg(c, "user,id=net%u,restrict=on", i);
+		r |= arg(c, "-device") | arg(c, "virtio-net-pci,netdev=net%u,mac=%s,id=nic%u,romfile=", i,
+					   d->nics[i].mac, i);
+	}
+	return r;
+}
+
 static int build_cmdline(const struct agent *a, const struct vm *vm, uint16_t port, struct cmdline *c)
 {
 	const struct vmdef *d = &vm->def;
-	char path[PATH_MAX], drive[PATH_MAX + 128];
+	char path[PATH_MAX];
 	int r = 0;
 	r |= arg(c, "%s", a->qemu);
 	r |= arg(c, "-name") | arg(c, "guest=%s", d->name);
 	r |= arg(c, "-nodefaults") | arg(c, "-no-user-config") | arg(c, "-display") | arg(c, "none");
 	r |= arg(c, "-machine") | arg(c, "q35") | arg(c, "-accel") | arg(c, "%s", a->kvm ? "kvm" : "tcg");
 	r |= arg(c, "-m") | arg(c, "%u", d->memory_mb) | arg(c, "-smp") | arg(c, "%u", d->vcpus);
+	if (vm->cpu_arg[0])
+		r |= arg(c, "-cpu") | arg(c, "%s", vm->cpu_arg);
 	r |= arg(c, "-kernel") | arg(c, "%s", d->kernel);
 	if (d->append[0])
 		r |= arg(c, "-append") | arg(c, "%s", d->append);
@@ -527,17 +568,12 @@ static int build_cmdline(const struct agent *a, const struct vm *vm, uint16_t po
 	r |= arg(c, "-qmp") | arg(c, "unix:%s,server=on,wait=off", path);
 	run_path(a, vm->name, "pid", path, sizeof(path));
 	r |= arg(c, "-pidfile") | arg(c, "%s", path);
-	if (d->ndisks)
-		r |= arg(c, "-device") | arg(c, "virtio-scsi-pci,id=scsi0");
-	for (unsigned i = 0; i < d->ndisks; i++) {
-		if (vmdef_drive_arg(d, i, drive, sizeof(drive)) < 0)
-			return -E2BIG;
-		r |= arg(c, "-drive") | arg(c, "%s", drive);
-		r |= arg(c, "-device") | arg(c, "scsi-hd,drive=disk%u,bus=scsi0.0,channel=0,scsi-id=%u,lun=0", i, i);
-	}
+	r |= devices_args(vm, c);
 	if (vm->incoming) {
 		bool v6 = strchr(a->address, ':') != NULL;
 		r |= arg(c, "-incoming") | arg(c, v6 ? "tcp:[%s]:%u" : "tcp:%s:%u", a->address, port);
+	} else if (vm->restoring) {
+		r |= arg(c, "-incoming") | arg(c, "fd:3");  /* the saved state, open for reading */
 	}
 	return r ? -E2BIG : 0;
 }
@@ -603,13 +639,23 @@ static int spawn(struct agent *a, struct vm *vm, uint16_t port, char *err, size_
 			dup2(devnull, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		close_range(3, ~0u, 0);
+		if (vm->restore_fd >= 0) {
+			/* -incoming fd:3; dup2 clears its O_CLOEXEC. */
+			if (vm->restore_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(vm->restore_fd, 3) < 0)
+				_exit(127);
+			close_range(4, ~0u, 0);
+		} else {
+			close_range(3, ~0u, 0);
+		}
 		execv(c->argv[0], c->argv);
 		dprintf(2, "csv-vmagent: cannot run %s: %s\n", c->argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(logfd);
 	free(c);
+	if (vm->restore_fd >= 0)
+		close(vm->restore_fd);
+	vm->restore_fd = -1;
 	vm->pid = pid;
 	vm->spawned_ns = vma_now_ns();
 	qb_log(LOG_NOTICE, "VM %s: started QEMU (pid %d, %s, %u vCPU, %u MiB, %u disk(s))%s; its log: %s", vm->name,
@@ -639,22 +685,90 @@ static void reset_run(struct vm *vm)
 	vm->mig_completed = false;
 	vm->mig_cancel_sent = false;
 	vm->mig_poll_waiting = false;
+	vm->layout_differs = false;
+	vm->cpu_arg[0] = '\0';
+	vm->restoring = false;
+	vm->restore_fd = -1;
+	vm->op = VM_OP_NONE;
+	vm->save_fd = -1;
+	vm->job_poll_waiting = false;
 }
 
-int vm_start(struct agent *a, const char *name, bool incoming, uint16_t port, struct vm **ret, char *err,
-	     size_t errlen)
+/* The -cpu value of def, limited to features when it asks cpu_compat. */
+static int cpu_for(const struct agent *a, const struct vmdef *def, const char *features, char *buf, size_t len,
+		   char *err, size_t errlen)
 {
-	struct vmdef def;
-	struct vm *vm = vm_find(a, name);
-	if (vm && vm_active(vm)) {
-		snprintf(err, errlen, "VM %s runs here already (%s, pid %d)", name, vm_state_str(vm->state),
-			 (int)vm->pid);
-		return -EEXIST;
+	buf[0] = '\0';
+	if (!def->cpu_compat || !features || !features[0])
+		return 0;
+	if (!a->cpuq.probed || !a->have_cpu) {
+		snprintf(err, errlen, "VM %s has cpu_compat, but this node cannot limit its CPU: %s", def->name,
+			 !a->have_cpu ? "/proc/cpuinfo has no CPU flags" : a->cpuq_err);
+		return -EOPNOTSUPP;
 	}
-	int r = vmdef_load(a->vm_dir, name, &def, err, errlen);
+	if (cpu_arg(&a->cpuq, a->kvm, a->cpu.flags, features, buf, len) < 0) {
+		snprintf(err, errlen, "VM %s: the -cpu argument for cpu_features is too long", def->name);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+/* Opens VM_DIR/NAME.state for a restore into vm. */
+static int open_state(struct agent *a, struct vm *vm, char *err, size_t errlen)
+{
+	if (vmstore_path(a->vm_dir, vm->name, "state", vm->state_path, sizeof(vm->state_path)) < 0) {
+		snprintf(err, errlen, "the path of the saved state of %s is too long", vm->name);
+		return -ENAMETOOLONG;
+	}
+	vm->restore_fd = open(vm->state_path, O_RDONLY | O_CLOEXEC);
+	if (vm->restore_fd < 0) {
+		int r = negative_errno();
+		if (r == -ENOENT)
+			snprintf(err, errlen, "VM %s has no saved state to restore: no %s (SAVE makes it)", vm->name,
+				 vm->state_path);
+		else
+			snprintf(err, errlen, "cannot open the saved state %s: %s", vm->state_path, strerror(-r));
+		return r;
+	}
+	vm->restoring = true;
+	return 0;
+}
+
+/* The VM name of this agent, added (stopped) when it has none yet. */
+static int vm_get(struct agent *a, const char *name, struct vm **ret, char *err, size_t errlen)
+{
+	struct vm *vm = vm_find(a, name);
+	if (vm) {
+		*ret = vm;
+		return 0;
+	}
+	struct vm **vms = realloc(a->vms, sizeof(*vms) * (a->nvms + 1));
+	if (!vms) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	a->vms = vms;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->agent = a;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	vm->state = VM_STOPPED;
+	vm->restore_fd = vm->save_fd = -1;
+	a->vms[a->nvms++] = vm;
+	*ret = vm;
+	return 0;
+}
+
+/* The definition of name, checked with its files, into def. */
+static int load_checked(struct agent *a, const char *name, struct vmdef *def, char *err, size_t errlen)
+{
+	int r = vmdef_load(a->vm_dir, name, def, err, errlen);
 	if (r < 0)
 		return r == -ENOENT || r == -EINVAL ? r : -EIO;
-	r = vmdef_check_files(&def, err, errlen);
+	r = vmdef_check_files(def, err, errlen);
 	if (r < 0)
 		return r == -EINVAL || r == -EOPNOTSUPP ? r : -EIO;
 	char path[PATH_MAX];
@@ -663,40 +777,54 @@ int vm_start(struct agent *a, const char *name, bool incoming, uint16_t port, st
 		snprintf(err, errlen, "the QMP socket %s would be longer than a unix socket path may be", path);
 		return -ENAMETOOLONG;
 	}
-	if (!vm) {
-		struct vm **vms = realloc(a->vms, sizeof(*vms) * (a->nvms + 1));
-		if (!vms) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		a->vms = vms;
-		vm = calloc(1, sizeof(*vm));
-		if (!vm) {
-			snprintf(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		vm->agent = a;
-		snprintf(vm->name, sizeof(vm->name), "%s", name);
-		vm->state = VM_STOPPED;
-		a->vms[a->nvms++] = vm;
+	return 0;
+}
+
+int vm_start(struct agent *a, const char *name, const struct vm_start_opts *o, struct vm **ret, char *err,
+	     size_t errlen)
+{
+	static struct vmdef def;  /* large: not on the stack */
+	static char cpu[sizeof(((struct vm *)0)->cpu_arg)];
+	struct vm *vm = vm_find(a, name);
+	if (vm && vm_active(vm)) {
+		snprintf(err, errlen, "VM %s runs here already (%s, pid %d)", name, vm_state_str(vm->state),
+			 (int)vm->pid);
+		return -EEXIST;
 	}
+	int r = load_checked(a, name, &def, err, errlen);
+	if (r == 0)
+		r = cpu_for(a, &def, o->cpu_features, cpu, sizeof(cpu), err, errlen);
+	if (r == 0)
+		r = vm_get(a, name, &vm, err, errlen);
+	if (r < 0)
+		return r;
 	reset_run(vm);
+	if (o->restore && (r = open_state(a, vm, err, errlen)) < 0)
+		return r;
 	memset(&vm->mig, 0, sizeof(vm->mig));
 	vm->def = def;
-	vm->incoming = incoming;
-	vm->incoming_port = port;
-	r = spawn(a, vm, port, err, errlen);
+	snprintf(vm->cpu_arg, sizeof(vm->cpu_arg), "%s", cpu);
+	vm_disks_from_def(vm);
+	vm->incoming = o->incoming;
+	vm->incoming_port = o->port;
+	r = spawn(a, vm, o->port, err, errlen);
 	if (r < 0) {
-		set_state(vm, VM_FAILED, "%s", err);
+		if (vm->restore_fd >= 0)
+			close(vm->restore_fd);
+		vm->restore_fd = -1;
+		vm_set_state(vm, VM_FAILED, "%s", err);
 		return -EIO;
 	}
-	if (incoming && port)
-		set_state(vm, VM_INCOMING, "waiting for an incoming live migration on %s:%u", a->address, port);
-	else if (incoming)
-		set_state(vm, VM_INCOMING, "waiting for an incoming live migration on %s (QEMU picks the port)",
-			  a->address);
+	if (o->incoming && o->port)
+		vm_set_state(vm, VM_INCOMING, "waiting for an incoming live migration on %s:%u", a->address, o->port);
+	else if (o->incoming)
+		vm_set_state(vm, VM_INCOMING, "waiting for an incoming live migration on %s (QEMU picks the port)",
+			     a->address);
+	else if (vm->restoring)
+		vm_set_state(vm, VM_STARTING, "QEMU started (pid %d), restoring the state saved in %s", (int)vm->pid,
+			     vm->state_path);
 	else
-		set_state(vm, VM_STARTING, "QEMU started (pid %d)", (int)vm->pid);
+		vm_set_state(vm, VM_STARTING, "QEMU started (pid %d)", (int)vm->pid);
 	*ret = vm;
 	return 0;
 }
@@ -715,15 +843,19 @@ int vm_stop(struct agent *a, struct vm *vm, unsigned timeout_s, char *msg, size_
 			 vm->name, vm->mig_target);
 		return -EBUSY;
 	}
+	if (vm->state == VM_SAVING) {
+		snprintf(msg, msglen, "VM %s is being saved: wait for the end of the save, or KILL it", vm->name);
+		return -EBUSY;
+	}
 	if (vm->state == VM_STOPPING) {
 		snprintf(msg, msglen, "VM %s is stopping already", vm->name);
 		return 0;
 	}
 	if (vm->state == VM_STARTING || vm->state == VM_INCOMING) {
 		/* No guest runs yet to shut down. */
-		ipc_answer(vm, -ECANCELED, error_obj("the VM was stopped before it ran"));
-		set_state(vm, VM_STOPPING, "stop asked before the guest ran: powering off");
-		send_quit(vm, "stopped before the guest ran");
+		ipc_answer(vm, -ECANCELED, vma_error("the VM was stopped before it ran"));
+		vm_set_state(vm, VM_STOPPING, "stop asked before the guest ran: powering off");
+		vm_send_quit(vm, "stopped before the guest ran");
 		snprintf(msg, msglen, "VM %s: powering off (the guest was not running yet)", vm->name);
 		return 0;
 	}
@@ -732,8 +864,8 @@ int vm_stop(struct agent *a, struct vm *vm, unsigned timeout_s, char *msg, size_
 	if (r < 0) {
 		qb_log(LOG_WARNING, "VM %s: cannot ask for an ACPI shutdown (%s): powering off", vm->name,
 		       r == -ENOTCONN ? "no QMP connection" : err);
-		set_state(vm, VM_STOPPING, "stop asked; no ACPI shutdown possible: powering off");
-		send_quit(vm, "powered off (QMP quit): the ACPI shutdown could not be asked");
+		vm_set_state(vm, VM_STOPPING, "stop asked; no ACPI shutdown possible: powering off");
+		vm_send_quit(vm, "powered off (QMP quit): the ACPI shutdown could not be asked");
 		snprintf(msg, msglen, "VM %s: powering off (the ACPI shutdown could not be asked)", vm->name);
 		return 0;
 	}
@@ -742,7 +874,7 @@ int vm_stop(struct agent *a, struct vm *vm, unsigned timeout_s, char *msg, size_
 	vm->stop_timeout_s = timeout_s;
 	vm->stop_deadline_ns = vma_now_ns() + (uint64_t)timeout_s * 1000 * MS;
 	snprintf(vm->stop_how, sizeof(vm->stop_how), "the guest shut down (ACPI)");
-	set_state(vm, VM_STOPPING, "ACPI shutdown asked; power off in %u s if the guest does not stop", timeout_s);
+	vm_set_state(vm, VM_STOPPING, "ACPI shutdown asked; power off in %u s if the guest does not stop", timeout_s);
 	snprintf(msg, msglen, "VM %s: ACPI shutdown asked; powered off in %u s if the guest does not stop", vm->name,
 		 timeout_s);
 	(void)a;
@@ -759,13 +891,15 @@ int vm_kill(struct agent *a, struct vm *vm, char *msg, size_t msglen)
 		snprintf(msg, msglen, "VM %s is being powered off already", vm->name);
 		return 0;
 	}
-	ipc_answer(vm, -ECANCELED, error_obj("the VM was killed before it ran"));
-	if (vm->state == VM_MIGRATING) {
+	ipc_answer(vm, -ECANCELED, vma_error(vm->op != VM_OP_NONE ? "the VM was killed before the request ended" :
+					     "the VM was killed before it ran"));
+	vm->op = vm->op == VM_OP_SAVE ? VM_OP_SAVE : VM_OP_NONE;  /* a save's file is removed at the exit */
+	if (vm->state == VM_MIGRATING || vm->state == VM_SAVING) {
 		vm->mig_active = false;
 		snprintf(vm->mig.status, sizeof(vm->mig.status), "cancelled");
 	}
-	set_state(vm, VM_STOPPING, "power off asked (KILL)");
-	send_quit(vm, "powered off (KILL)");
+	vm_set_state(vm, VM_STOPPING, "power off asked (KILL)");
+	vm_send_quit(vm, "powered off (KILL)");
 	snprintf(msg, msglen, "VM %s: powering off", vm->name);
 	(void)a;
 	return 0;
@@ -792,34 +926,40 @@ static void exited(struct agent *a, struct vm *vm, int status)
 	vm->pid = 0;
 	log_tail(a, vm, tail, sizeof(tail));
 
+	if (vm->op == VM_OP_SAVE)
+		vm_save_abandon(vm);
+	if (vm->restore_fd >= 0)
+		close(vm->restore_fd);
+	vm->restore_fd = -1;
 	if (vm->reply_conn) {
 		char text[600];
-		snprintf(text, sizeof(text), "QEMU (pid %d) %s before the VM ran%s%s", (int)pid, how, tail[0] ? ": " : "",
-			 tail);
-		ipc_answer(vm, -EIO, error_obj(text));
+		snprintf(text, sizeof(text), "QEMU (pid %d) %s before %s%s%s", (int)pid, how,
+			 vm->op != VM_OP_NONE ? "the request ended" : "the VM ran", tail[0] ? ": " : "", tail);
+		ipc_answer(vm, -EIO, vma_error(text));
 	}
+	vm->op = VM_OP_NONE;
 	if (vm->mig_active) {
 		vm->mig_active = false;
 		snprintf(vm->mig.status, sizeof(vm->mig.status), "failed");
 	}
 	if (vm->fail_why[0]) {
-		set_state(vm, VM_FAILED, "%s", vm->fail_why);
+		vm_set_state(vm, VM_FAILED, "%s", vm->fail_why);
 	} else if (vm->mig_completed) {
-		set_state(vm, VM_STOPPED, "migrated to %s", vm->mig_target);
+		vm_set_state(vm, VM_STOPPED, "migrated to %s", vm->mig_target);
 	} else if (vm->stop_asked) {
 		if (vm->stop == VM_STOP_KILLED || clean)
-			set_state(vm, VM_STOPPED, "%s", vm->stop_how);
+			vm_set_state(vm, VM_STOPPED, "%s", vm->stop_how);
 		else
-			set_state(vm, VM_STOPPED, "%s (QEMU %s)", vm->stop_how, how);
+			vm_set_state(vm, VM_STOPPED, "%s (QEMU %s)", vm->stop_how, how);
 	} else if (clean && vm->state != VM_STARTING && vm->state != VM_INCOMING) {
 		if (vm->shutdown_seen && vm->shutdown_by_guest)
-			set_state(vm, VM_STOPPED, "the guest shut down");
+			vm_set_state(vm, VM_STOPPED, "the guest shut down");
 		else if (vm->shutdown_seen)
-			set_state(vm, VM_STOPPED, "QEMU quit (%s)", vm->shutdown_reason);
+			vm_set_state(vm, VM_STOPPED, "QEMU quit (%s)", vm->shutdown_reason);
 		else
-			set_state(vm, VM_STOPPED, "QEMU exited");
+			vm_set_state(vm, VM_STOPPED, "QEMU exited");
 	} else {
-		set_state(vm, VM_FAILED, "QEMU %s%s%s", how, tail[0] ? ": " : "", tail);
+		vm_set_state(vm, VM_FAILED, "QEMU %s%s%s", how, tail[0] ? ": " : "", tail);
 	}
 	vm->stop = VM_STOP_NONE;
 }
@@ -860,12 +1000,12 @@ static void tick_one(struct agent *a, struct vm *vm, uint64_t now)
 		snprintf(text, sizeof(text), "QEMU (pid %d) did not %s within %d s: killed", (int)vm->pid,
 			 vm->state == VM_STARTING ? "run the VM" : "listen for the migration",
 			 VMA_START_TIMEOUT_MS / 1000);
-		ipc_answer(vm, -ETIMEDOUT, error_obj(text));
+		ipc_answer(vm, -ETIMEDOUT, vma_error(text));
 		qb_log(LOG_WARNING, "VM %s: %s", vm->name, text);
 		kill(vm->pid, SIGKILL);
 		vm->stop = VM_STOP_KILLED;
 		snprintf(vm->fail_why, sizeof(vm->fail_why), "%s", text);
-		set_reason(vm, "%s", text);
+		vm_set_reason(vm, "%s", text);
 	}
 	if (vm->qmp && !qmp_alive(vm->qmp))
 		qmp_drop(vm);  /* connected again at the next tick, if QEMU is still there */
@@ -887,12 +1027,14 @@ static void tick_one(struct agent *a, struct vm *vm, uint64_t now)
 				vm->mig_poll_waiting = true;
 			vm->next_mig_poll_ns = now + VMA_MIGRATE_POLL_MS * MS;
 		}
+		vm_checkpoint_tick(vm, now);
+		vm_disk_tick(vm, now);
 		uint64_t late = qmp_oldest_wait_ms(vm->qmp, now);
 		if (late >= VMA_QMP_STUCK_MS && !vm->qmp_stuck_logged) {
 			vm->qmp_stuck_logged = true;
 			qb_log(LOG_WARNING, "VM %s: QEMU (pid %d) has not answered over QMP for %" PRIu64 " s", vm->name,
 			       (int)vm->pid, late / 1000);
-			set_reason(vm, "QEMU has not answered over QMP for %" PRIu64 " s", late / 1000);
+			vm_set_reason(vm, "QEMU has not answered over QMP for %" PRIu64 " s", late / 1000);
 		}
 	}
 	if (vm->mig_active && !vm->mig_cancel_sent && now >= vm->mig_deadline_ns && vm->qmp) {
@@ -909,8 +1051,8 @@ static void tick_one(struct agent *a, struct vm *vm, uint64_t now)
 		       vm->stop_timeout_s);
 		snprintf(how, sizeof(how), "powered off (QMP quit): the guest did not shut down in %u s",
 			 vm->stop_timeout_s);
-		set_reason(vm, "the guest did not shut down in %u s: powering off", vm->stop_timeout_s);
-		send_quit(vm, how);
+		vm_set_reason(vm, "the guest did not shut down in %u s: powering off", vm->stop_timeout_s);
+		vm_send_quit(vm, how);
 	} else if (vm->stop == VM_STOP_QUIT && now >= vm->stop_deadline_ns) {
 		qb_log(LOG_WARNING, "VM %s: QEMU (pid %d) did not quit in %d ms: SIGKILL", vm->name, (int)vm->pid,
 		       VMA_QUIT_TIMEOUT_MS);
@@ -938,12 +1080,12 @@ void vm_stop_all(struct agent *a)
 		if (!vm->pid)
 			continue;
 		n++;
-		ipc_answer(vm, -ECANCELED, error_obj("csv-vmagent stops"));
+		ipc_answer(vm, -ECANCELED, vma_error("csv-vmagent stops"));
 		vm->mig_active = false;
 		if (vm->state != VM_STOPPING)
-			set_state(vm, VM_STOPPING, "csv-vmagent stops: powering off");
+			vm_set_state(vm, VM_STOPPING, "csv-vmagent stops: powering off");
 		if (vm->stop != VM_STOP_KILLED)
-			send_quit(vm, "powered off: csv-vmagent stopped");
+			vm_send_quit(vm, "powered off: csv-vmagent stopped");
 	}
 	if (!n)
 		return;
@@ -1005,5 +1147,41 @@ struct json_object *vm_json(const struct vm *vm)
 		json_object_object_add(m, "remaining_mb", mb_json(vm->mig.remaining_mb));
 	}
 	json_object_object_add(o, "migration", m);
+	if (vm_active(vm))
+		json_object_object_add(o, "disks", vm_disks_json(vm));
 	return o;
+}
+
+/* ---- requests going on in QEMU ----------------------------------------------- */
+
+int vm_ready_for(const struct vm *vm, const char *what, char *msg, size_t msglen)
+{
+	if (vm->state == VM_MIGRATING || vm->state == VM_SAVING) {
+		snprintf(msg, msglen, "VM %s cannot %s: it is %s", vm->name, what,
+			 vm->state == VM_MIGRATING ? "migrating" : "being saved");
+		return -EBUSY;
+	}
+	if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
+		snprintf(msg, msglen, "VM %s cannot %s: it is %s here, not running", vm->name, what,
+			 vm_state_str(vm->state));
+		return -EINVAL;
+	}
+	if (vm->op != VM_OP_NONE || ipc_waiting(vm)) {
+		snprintf(msg, msglen, "VM %s cannot %s: it is busy with another request (%s)", vm->name, what,
+			 vm->op == VM_OP_CHECKPOINT ? vm->job_what : vm->op == VM_OP_DISK_REMOVE ? "removing a disk" :
+			 "a request");
+		return -EBUSY;
+	}
+	if (!vm->qmp || !qmp_ready(vm->qmp)) {
+		snprintf(msg, msglen, "VM %s cannot %s: no QMP connection to its QEMU (pid %d)", vm->name, what,
+			 (int)vm->pid);
+		return -EIO;
+	}
+	return 0;
+}
+
+void vm_op_done(struct vm *vm, int32_t error, struct json_object *o)
+{
+	vm->op = VM_OP_NONE;
+	ipc_answer(vm, error, o);
 }

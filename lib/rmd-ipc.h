@@ -8,8 +8,14 @@
  * carries {"error": "what went wrong, in words"}. See csv-rmd(8).
  *
  * Anyone may read (STATE, LOCATE); only root or the cluster admin group
- * may change anything (MOVE, REDIRECT: -EPERM otherwise). A csvfs client
- * runs as root and reports its access with LOCATE. */
+ * may change anything (-EPERM otherwise), except that the members of a
+ * VM's operator groups (its definition's "operators") may start, stop,
+ * migrate and checkpoint that VM. A csvfs client runs as root and reports
+ * its access with LOCATE.
+ *
+ * VM requests name the VM by "vm"; a node is named by its id ("to",
+ * "node"). Those that change the state return at once, once the change is
+ * agreed in the group; csvctl follows the state to show the progress. */
 #pragma once
 
 #define CSVR_IPC_DEFAULT_NAME "csv-rmd"
@@ -32,7 +38,28 @@ enum {
 	 *               "moves": N,
 	 *               "nodes": [{"id": N, "san": "ok"|"lost"|"unknown",
 	 *                          "access": ACCESS, "reason": "..."}]}],
+	 *  "vms": [VM...],
 	 *  "client": {"uid": N, "gid": N, "may_change": bool}}
+	 * A node also has "vm_memory_mb" (what VMs may use on it),
+	 * "vm_memory_used_mb", "cpus", "vms": ["NAME", ...] (the VMs it runs)
+	 * and "admin": "active"|"draining"|"paused".
+	 * VM: {"name", "want": "running"|"stopped", "phase": VMPHASE,
+	 *      "node": N|null (where it runs, starts, stops or migrates from),
+	 *      "target": N|null (where it migrates to, or is asked to move),
+	 *      "migration": "live"|"quick"|null (while migrating),
+	 *      "reason": "...", "priority": N, "memory_mb": N, "vcpus": N,
+	 *      "preferred_nodes": [N...], "anti_affinity": "CLASS"|null,
+	 *      "anti_affinity_hard": bool, "failback": "never"|"immediate"|"HH-HH",
+	 *      "restart": {"max": N, "period_s": N, "expire_s": N},
+	 *      "failures": [{"node": N, "time": UNIX_MS}...] (not yet expired),
+	 *      "operators": ["GROUP"...], "return_to": N|null (drained from),
+	 *      "starts": N, "migrations": N,
+	 *      "last_migration": {"from", "to", "kind", "result", "total_ms",
+	 *                         "downtime_ms"}|null}
+	 * VMPHASE: "stopped" (it runs nowhere; with want "running", reason says
+	 * why it is not placed), "starting", "running", "stopping",
+	 * "migrating", "waiting-fence" (its node was lost: it may not start
+	 * elsewhere until that node is fenced).
 	 * PHASE: "running" (the holder serves), "starting" (the holder was
 	 * told to start), "stopping" (the holder was told to stop, for a move),
 	 * "waiting-fence" (the holder was lost: waiting until it is fenced),
@@ -57,6 +84,41 @@ enum {
 	/* {"volume": NAME|UUID, "on": bool} -> {"message": "..."}: file-system
 	 * redirected mode of the volume on or off, on every node. */
 	CSVR_REQ_REDIRECT = 4,
+	/* {"definition": {...} (lib/vmagent-ipc.h), "start": bool} ->
+	 * {"message"}: the local csv-vmagent checks the definition and writes
+	 * it on the shared volume, then the VM joins the state (stopped, or
+	 * started when "start"). Admin only. -EEXIST: a VM of that name;
+	 * -EINVAL: a bad definition (the error names the field). */
+	CSVR_REQ_VM_CREATE = 5,
+	/* {"vm"} -> {"message"}: a stopped VM leaves the state and its
+	 * definition is removed. Admin only. -EBUSY: it is not stopped. */
+	CSVR_REQ_VM_REMOVE = 6,
+	/* {"vm", "to": N (optional)} -> {"message"}: the VM should run (on
+	 * node N when given). */
+	CSVR_REQ_VM_START = 7,
+	/* {"vm", "force": bool} -> {"message"}: the VM should be stopped
+	 * (ACPI shutdown, power off after its timeout; at once with force). */
+	CSVR_REQ_VM_STOP = 8,
+	/* {"vm", "to": N, "kind": "live"|"quick" (default: the VM's
+	 * "migration")} -> {"message"}: migrates the running VM to node N.
+	 * -EINVAL: it does not run, or node N cannot take it (the error says
+	 * why: not a member, paused, memory, anti-affinity, a CPU feature). */
+	CSVR_REQ_VM_MIGRATE = 9,
+	/* {"node": N} -> {"message"}: maintenance: the node's VMs migrate away
+	 * in priority order (live, quick where live is not possible), its
+	 * coordinator roles move, then it is paused. Admin only. Idempotent. */
+	CSVR_REQ_NODE_DRAIN = 10,
+	/* {"node": N, "failback": bool} -> {"message"}: the node is active
+	 * again; with failback the VMs drained from it migrate back. Admin
+	 * only. Idempotent. */
+	CSVR_REQ_NODE_RESUME = 11,
+	/* {"vm", "op": "add"|"remove", "file", "format", "id"} -> csv-vmagent's
+	 * answer on the node that runs the VM (DISK_ADD, DISK_REMOVE). Admin
+	 * only. -EINVAL: the VM does not run. */
+	CSVR_REQ_VM_DISK = 12,
+	/* {"vm", "op": "take"|"list"|"apply"|"delete", "checkpoint": NAME} ->
+	 * csv-vmagent's answer on the node that runs the VM (CHECKPOINT). */
+	CSVR_REQ_VM_CHECKPOINT = 13,
 };
 
 enum {
@@ -64,4 +126,13 @@ enum {
 	CSVR_RES_LOCATE = 2,
 	CSVR_RES_MOVE = 3,
 	CSVR_RES_REDIRECT = 4,
+	CSVR_RES_VM_CREATE = 5,
+	CSVR_RES_VM_REMOVE = 6,
+	CSVR_RES_VM_START = 7,
+	CSVR_RES_VM_STOP = 8,
+	CSVR_RES_VM_MIGRATE = 9,
+	CSVR_RES_NODE_DRAIN = 10,
+	CSVR_RES_NODE_RESUME = 11,
+	CSVR_RES_VM_DISK = 12,
+	CSVR_RES_VM_CHECKPOINT = 13,
 };

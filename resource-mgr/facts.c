@@ -130,6 +130,9 @@ void facts_refresh(struct rmd *d)
 		nf->fence = fence_of(n);
 		const struct rmd_peer *p = rmd_peer(d, nf->id);
 		nf->rmd = p && p->known;
+		nf->vm_memory_mb = p ? p->vm_memory_mb : 0;
+		nf->cpus = p ? p->cpus : 0;
+		nf->cpu_flags = p && p->cpu_flags[0] ? p->cpu_flags : NULL;
 		struct json_object *nv = r_json_get(n, "volumes");
 		for (uint32_t k = 0; k < d->st.nvolumes; k++) {
 			const struct r_volume *v = &d->st.volumes[k];

@@ -76,6 +76,9 @@ void group_send_hello(struct rmd *d)
 	json_object_object_add(o, "name", json_object_new_string(d->node_name));
 	json_object_object_add(o, "address", json_object_new_string(d->address));
 	json_object_object_add(o, "members", json_object_new_string(d->members_key));
+	json_object_object_add(o, "vm_memory_mb", json_object_new_uint64(d->vm_memory_mb));
+	json_object_object_add(o, "cpus", json_object_new_uint64(d->cpus));
+	json_object_object_add(o, "cpu_flags", json_object_new_string(d->cpu_flags));
 	for (uint32_t c = 0; c < d->nconf; c++) {
 		struct json_object *v = json_object_new_object();
 		json_object_object_add(v, "name", json_object_new_string(d->conf[c].name));
@@ -93,21 +96,99 @@ void group_send_hello(struct rmd *d)
 
 static bool apply_decide(struct rmd *d, struct json_object *o)
 {
-	struct r_decision dec = { 0 };
-	enum r_phase ph;
-	if (r_phase_parse(jstr(o, "phase"), &ph) < 0)
+	struct r_decision dec;
+	if (r_decision_from_json(o, &dec) < 0) {
+		qb_log(LOG_WARNING, "a decision csv-rmd cannot read: ignored");
 		return false;
-	dec.based_on = (uint64_t)json_object_get_int64(r_json_get(o, "based_on"));
-	snprintf(dec.volume, sizeof(dec.volume), "%s", jstr(o, "volume"));
-	dec.holder = (uint32_t)json_object_get_int64(r_json_get(o, "holder"));
-	dec.phase = ph;
-	dec.clear_target = json_object_get_boolean(r_json_get(o, "clear_target"));
-	snprintf(dec.reason, sizeof(dec.reason), "%s", jstr(o, "reason"));
+	}
 	if (!r_apply_decision(&d->st, &dec))
 		return false;
-	qb_log(LOG_NOTICE, "volume %s: %s%s%s: %s", dec.volume, r_phase_str(dec.phase), dec.holder ? " on node " : "",
-	       dec.holder ? rmd_node_name(d, dec.holder) : "", dec.reason);
+	if (dec.kind == R_DEC_VOLUME)
+		qb_log(LOG_NOTICE, "volume %s: %s%s%s: %s", dec.volume, r_phase_str(dec.phase),
+		       dec.holder ? " on node " : "", dec.holder ? rmd_node_name(d, dec.holder) : "", dec.reason);
+	else if (dec.kind == R_DEC_VM)
+		qb_log(LOG_NOTICE, "vm %s: %s%s%s: %s", dec.vm, r_vm_phase_str(dec.vm_phase), dec.node ? " on node " : "",
+		       dec.node ? rmd_node_name(d, dec.node) : "", dec.reason);
+	else
+		qb_log(LOG_NOTICE, "node %s: %s", rmd_node_name(d, dec.node), r_admin_str(dec.admin));
 	return true;
+}
+
+/* The operator's and the nodes' messages about VMs and node admin states. */
+static bool apply_vm_message(struct rmd *d, uint32_t type, uint32_t from, struct json_object *o)
+{
+	const char *vm = jstr(o, "vm");
+	uint64_t to = 0, node = 0;
+	r_json_u64(o, "to", UINT32_MAX, &to);
+	r_json_u64(o, "node", UINT32_MAX, &node);
+	bool changed = false;
+	switch (type) {
+	case RMD_VM_ADD: {
+		struct r_vm v;
+		char err[200];
+		if (r_vm_from_definition(r_json_get(o, "definition"), &v, err, sizeof(err)) < 0) {
+			qb_log(LOG_WARNING, "node %u sent a VM definition csv-rmd cannot read (%s): ignored", from, err);
+			return false;
+		}
+		changed = r_apply_vm_add(&d->st, &v, json_object_get_boolean(r_json_get(o, "start")));
+		if (changed)
+			qb_log(LOG_NOTICE, "vm %s: created (the operator, on node %s)", v.name, rmd_node_name(d, from));
+		return changed;
+	}
+	case RMD_VM_REMOVE:
+		changed = r_apply_vm_remove(&d->st, vm);
+		if (changed)
+			qb_log(LOG_NOTICE, "vm %s: removed (the operator, on node %s)", vm, rmd_node_name(d, from));
+		return changed;
+	case RMD_VM_WANT: {
+		bool want = json_object_get_boolean(r_json_get(o, "want"));
+		changed = r_apply_vm_want(&d->st, vm, want, (uint32_t)to, json_object_get_boolean(r_json_get(o, "force")));
+		if (changed)
+			qb_log(LOG_NOTICE, "vm %s: the operator (on node %s) wants it %s", vm, rmd_node_name(d, from),
+			       want ? "running" : "stopped");
+		return changed;
+	}
+	case RMD_VM_MIGRATE: {
+		bool quick = json_object_get_boolean(r_json_get(o, "quick"));
+		changed = r_apply_vm_migrate(&d->st, vm, (uint32_t)to, quick);
+		if (changed)
+			qb_log(LOG_NOTICE, "vm %s: the operator (on node %s) migrates it (%s) to node %s", vm,
+			       rmd_node_name(d, from), quick ? "quick" : "live", rmd_node_name(d, (uint32_t)to));
+		return changed;
+	}
+	case RMD_NODE_ADMIN: {
+		bool drain = json_object_get_boolean(r_json_get(o, "drain"));
+		bool failback = json_object_get_boolean(r_json_get(o, "failback"));
+		changed = r_apply_node_admin(&d->st, (uint32_t)node, drain, failback);
+		if (changed)
+			qb_log(LOG_NOTICE, "node %s: %s (the operator, on node %s)", rmd_node_name(d, (uint32_t)node),
+			       drain ? "draining" : failback ? "resumed, its VMs return" : "resumed",
+			       rmd_node_name(d, from));
+		return changed;
+	}
+	case RMD_VM_REPORT: {
+		enum r_vm_report what;
+		struct r_vm_report_info info = { .downtime_ms = -1, .reason = jstr(o, "reason") };
+		uint64_t x;
+		if (r_vm_report_parse(jstr(o, "what"), &what) < 0)
+			return false;
+		info.port = r_json_u64(o, "port", 65535, &x) ? (uint16_t)x : 0;
+		info.time_ms = r_json_u64(o, "time_ms", UINT64_MAX >> 1, &x) ? x : 0;
+		info.total_ms = r_json_u64(o, "total_ms", UINT64_MAX >> 1, &x) ? x : 0;
+		if (r_json_get(o, "downtime_ms"))
+			info.downtime_ms = json_object_get_int64(r_json_get(o, "downtime_ms"));
+		changed = r_apply_vm_report(&d->st, from, vm, what, &info);
+		if (changed) {
+			struct r_vm *v = r_vm_find(&d->st, vm);
+			qb_log(what == R_VM_REP_FAILED || what == R_VM_REP_MIGRATE_FAILED ? LOG_WARNING : LOG_NOTICE,
+			       "vm %s: node %s reports it %s: now %s%s%s: %s", vm, rmd_node_name(d, from), jstr(o, "what"),
+			       v ? r_vm_phase_str(v->phase) : "?", v && v->node ? " on node " : "",
+			       v && v->node ? rmd_node_name(d, v->node) : "", v ? v->reason : "");
+		}
+		return changed;
+	}
+	}
+	return false;
 }
 
 static bool apply_report(struct rmd *d, uint32_t from, struct json_object *o)
@@ -190,6 +271,14 @@ static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
 	case RMD_SAN:
 		apply_san(d, from, o);
 		break;
+	case RMD_VM_ADD:
+	case RMD_VM_REMOVE:
+	case RMD_VM_WANT:
+	case RMD_VM_MIGRATE:
+	case RMD_NODE_ADMIN:
+	case RMD_VM_REPORT:
+		changed = apply_vm_message(d, type, from, o);
+		break;
 	default:
 		qb_log(LOG_WARNING, "node %u sent a csv-rmd message of unknown type %u: ignored", from, type);
 		break;
@@ -209,6 +298,11 @@ static void hello(struct rmd *d, uint32_t from, const char *body)
 	}
 	snprintf(p->name, sizeof(p->name), "%s", jstr(o, "name"));
 	snprintf(p->address, sizeof(p->address), "%s", jstr(o, "address"));
+	uint64_t n;
+	p->vm_memory_mb = r_json_u64(o, "vm_memory_mb", UINT32_MAX, &n) ? (uint32_t)n : 0;
+	p->cpus = r_json_u64(o, "cpus", UINT32_MAX, &n) ? (uint32_t)n : 0;
+	if (!r_json_strcpy(o, "cpu_flags", p->cpu_flags, sizeof(p->cpu_flags)))
+		p->cpu_flags[0] = '\0';
 	p->nvolumes = 0;
 	p->san_known = false;
 	for (size_t i = 0; vols && i < json_object_array_length(vols) && p->nvolumes < R_MAX_VOLUMES; i++) {

@@ -16,9 +16,11 @@
 #include <qb/qblog.h>
 
 #include "cred.h"
+#include "ipc-client.h"
 #include "ipc-server.h"
 #include "rmd-ipc.h"
 #include "rmd.h"
+#include "vmagent-ipc.h"
 
 static struct rmd *ipc_daemon;
 
@@ -55,6 +57,26 @@ static const char *access_of(const struct rmd *d, const struct r_node_facts *nf,
 	return "unavailable";
 }
 
+/* A node id, or null for none. */
+static struct json_object *node_or_null(uint32_t id)
+{
+	return id ? json_object_new_uint64(id) : NULL;
+}
+
+/* A VM as lib/rmd-ipc.h shows it: the state's form, with nulls for none. */
+static struct json_object *vm_json(const struct r_vm *v)
+{
+	struct json_object *o = r_vm_json(v);
+	bool migrating = v->phase == R_VM_MIGRATING;
+	add(o, "node", node_or_null(v->node));
+	add(o, "target", node_or_null(v->target));
+	add(o, "return_to", node_or_null(v->return_to));
+	add(o, "anti_affinity", v->anti_affinity[0] ? json_object_new_string(v->anti_affinity) : NULL);
+	add(o, "default_migration", json_object_new_string(v->prefer_quick ? "quick" : "live"));
+	add(o, "migration", migrating ? json_object_new_string(v->quick ? "quick" : "live") : NULL);
+	return o;
+}
+
 static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl)
 {
 	const struct r_facts *f = &d->facts;
@@ -79,11 +101,19 @@ static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl
 		add(n, "member", json_object_new_boolean(p != NULL));
 		add(n, "quorate", json_object_new_boolean(nf->member && f->quorate));
 		add(n, "fence", json_object_new_string(fence_str(nf->fence)));
-		add(n, "admin", json_object_new_string(a && a->paused ? "paused" : "active"));
+		add(n, "admin", json_object_new_string(r_admin_str(a ? a->admin : R_ACTIVE)));
 		for (uint32_t k = 0; k < d->st.nvolumes; k++)
 			if (d->st.volumes[k].holder == nf->id && d->st.volumes[k].phase != R_UNPLACED)
 				json_object_array_add(roles, json_object_new_string(d->st.volumes[k].name));
 		add(n, "roles", roles);
+		struct json_object *vms = json_object_new_array();
+		for (uint32_t j = 0; j < d->st.nvms; j++)
+			if (r_vm_on(&d->st.vms[j], nf->id))
+				json_object_array_add(vms, json_object_new_string(d->st.vms[j].name));
+		add(n, "vms", vms);
+		add(n, "vm_memory_mb", json_object_new_uint64(nf->vm_memory_mb));
+		add(n, "vm_memory_used_mb", json_object_new_uint64(r_vm_memory_used(&d->st, nf->id)));
+		add(n, "cpus", json_object_new_uint64(nf->cpus));
 		json_object_array_add(nodes, n);
 	}
 	for (uint32_t k = 0; k < d->st.nvolumes; k++) {
@@ -118,6 +148,10 @@ static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl
 	}
 	add(o, "nodes", nodes);
 	add(o, "volumes", vols);
+	struct json_object *vms = json_object_new_array();
+	for (uint32_t i = 0; i < d->st.nvms; i++)
+		json_object_array_add(vms, vm_json(&d->st.vms[i]));
+	add(o, "vms", vms);
 	add(client, "uid", json_object_new_uint64(cl->uid));
 	add(client, "gid", json_object_new_uint64(cl->gid));
 	add(client, "may_change", json_object_new_boolean(cl->may_change));
@@ -254,6 +288,300 @@ static void redirect(struct rmd *d, qb_ipcs_connection_t *c, struct json_object 
 	ipc_reply_json(c, CSVR_RES_REDIRECT, 0, o);
 }
 
+/* ---- VMs and node admin states ---------------------------------------------- */
+
+/* The state's VM the request names; NULL after an -ENOENT answer. */
+static struct r_vm *req_vm(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, struct json_object *req)
+{
+	const char *name = r_json_str(req, "vm");
+	struct r_vm *v = name ? r_vm_find(&d->st, name) : NULL;
+	if (!v) {
+		char known[512] = "";
+		for (uint32_t i = 0; i < d->st.nvms; i++) {
+			size_t l = strlen(known);
+			snprintf(known + l, sizeof(known) - l, "%s%s", l ? ", " : "", d->st.vms[i].name);
+		}
+		ipc_reply_error(c, res, -ENOENT, "no VM %s (known: %s)", name ? name : "(none named)",
+				known[0] ? known : "none");
+	}
+	return v;
+}
+
+/* The node the request names under key (0 when absent and optional);
+ * -1 after an -ENOENT answer. */
+static int64_t req_node(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, struct json_object *req,
+			const char *key, bool required)
+{
+	struct json_object *x = r_json_get(req, key);
+	if (!x && !required)
+		return 0;
+	int64_t id = x && json_object_is_type(x, json_type_int) ? json_object_get_int64(x) : 0;
+	if (id <= 0 || id > UINT32_MAX || !r_facts_node(&d->facts, (uint32_t)id)) {
+		ipc_reply_error(c, res, -ENOENT, "no node %lld in the cluster", (long long)id);
+		return -1;
+	}
+	return id;
+}
+
+/* Whether the caller may act on VM v as its operator: an admin, or a
+ * member of one of its operator groups. */
+static bool may_operate(const struct ipc_caller *cl, const struct r_vm *v)
+{
+	if (cl->may_change)
+		return true;
+	for (uint32_t i = 0; i < v->noperators; i++)
+		if (q_may_change(cl->uid, cl->gid, v->operators[i]))
+			return true;
+	return false;
+}
+
+/* Sends message type o to the group and answers message (or the error). */
+static void send_and_answer(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, enum rmd_msg type,
+			    struct json_object *m, const char *message)
+{
+	if (!rmd_quorate(d)) {
+		json_object_put(m);
+		ipc_reply_error(c, res, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
+		return;
+	}
+	if (group_send(d, type, m) < 0) {
+		ipc_reply_error(c, res, -EIO, "cannot reach the csv-rmd group");
+		return;
+	}
+	struct json_object *o = json_object_new_object();
+	add(o, "message", json_object_new_string(message));
+	ipc_reply_json(c, res, 0, o);
+}
+
+/* VM_CREATE: the local csv-vmagent writes the definition, then the group
+ * takes the VM. */
+static void vm_create(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
+{
+	struct json_object *def = r_json_get(req, "definition"), *reply = NULL;
+	struct r_vm v;
+	char err[512], msg[300];
+	int32_t error = 0;
+	if (r_vm_from_definition(def, &v, err, sizeof(err)) < 0) {
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EINVAL, "the definition is refused: %s", err);
+		return;
+	}
+	if (r_vm_index(&d->st, v.name) >= 0) {
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EEXIST, "there is a VM %s already", v.name);
+		return;
+	}
+	if (d->st.nvms >= R_MAX_VMS) {
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, -ENOSPC, "the cluster holds %d VMs at most", R_MAX_VMS);
+		return;
+	}
+	if (!rmd_quorate(d)) {
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
+		return;
+	}
+	struct json_object *b = json_object_new_object();
+	add(b, "definition", json_object_get(def));
+	add(b, "replace", json_object_new_boolean(true));
+	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_DEFINE, b, 5000, &error, &reply,
+			 err, sizeof(err));
+	json_object_put(b);
+	json_object_put(reply);
+	if (r < 0 || error < 0) {
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, r < 0 ? r : error, "csv-vmagent refused the definition: %s",
+				err[0] ? err : strerror(-(r < 0 ? r : error)));
+		return;
+	}
+	struct json_object *m = json_object_new_object();
+	add(m, "definition", json_object_get(def));
+	add(m, "start", json_object_new_boolean(json_object_get_boolean(r_json_get(req, "start"))));
+	snprintf(msg, sizeof(msg), "vm %s created%s", v.name, json_object_get_boolean(r_json_get(req, "start")) ?
+		 ", starting" : "");
+	send_and_answer(d, c, CSVR_RES_VM_CREATE, RMD_VM_ADD, m, msg);
+}
+
+/* VM_REMOVE: a stopped VM leaves the state, and its definition goes. */
+static void vm_remove(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
+{
+	struct r_vm *v = req_vm(d, c, CSVR_RES_VM_REMOVE, req);
+	struct json_object *reply = NULL;
+	int32_t error = 0;
+	char err[512], msg[200];
+	if (!v)
+		return;
+	if (v->phase != R_VM_STOPPED || v->want) {
+		ipc_reply_error(c, CSVR_RES_VM_REMOVE, -EBUSY, "vm %s is %s%s: stop it first", v->name,
+				r_vm_phase_str(v->phase), v->want ? " and wanted running" : "");
+		return;
+	}
+	struct json_object *b = json_object_new_object();
+	add(b, "name", json_object_new_string(v->name));
+	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_UNDEFINE, b, 5000, &error, &reply,
+			 err, sizeof(err));
+	json_object_put(b);
+	json_object_put(reply);
+	if (r < 0 || (error < 0 && error != -ENOENT)) {
+		ipc_reply_error(c, CSVR_RES_VM_REMOVE, r < 0 ? r : error, "csv-vmagent cannot remove the definition: %s",
+				err);
+		return;
+	}
+	struct json_object *m = json_object_new_object();
+	add(m, "vm", json_object_new_string(v->name));
+	snprintf(msg, sizeof(msg), "vm %s removed", v->name);
+	send_and_answer(d, c, CSVR_RES_VM_REMOVE, RMD_VM_REMOVE, m, msg);
+}
+
+/* VM_START and VM_STOP. */
+static void vm_want(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, struct json_object *req, bool want)
+{
+	struct r_vm *v = req_vm(d, c, res, req);
+	char msg[200], why[200];
+	if (!v)
+		return;
+	int64_t to = want ? req_node(d, c, res, req, "to", false) : 0;
+	if (to < 0)
+		return;
+	int i = r_vm_index(&d->st, v->name);
+	if (to && v->phase != R_VM_STOPPED && v->node != (uint32_t)to) {
+		ipc_reply_error(c, res, -EINVAL, "vm %s is %s on node %u: csvctl vm migrate moves it", v->name,
+				r_vm_phase_str(v->phase), v->node);
+		return;
+	}
+	if (to && v->phase == R_VM_STOPPED &&
+	    !r_vm_eligible(&d->st, &d->facts, (unsigned)i, (uint32_t)to, why, sizeof(why))) {
+		ipc_reply_error(c, res, -EINVAL, "vm %s cannot start there: %s", v->name, why);
+		return;
+	}
+	struct json_object *m = json_object_new_object();
+	add(m, "vm", json_object_new_string(v->name));
+	add(m, "want", json_object_new_boolean(want));
+	add(m, "to", json_object_new_uint64((uint64_t)to));
+	add(m, "force", json_object_new_boolean(json_object_get_boolean(r_json_get(req, "force"))));
+	snprintf(msg, sizeof(msg), "vm %s: %s", v->name, want ? "starting" : "stopping");
+	send_and_answer(d, c, res, RMD_VM_WANT, m, msg);
+}
+
+/* VM_MIGRATE. */
+static void vm_migrate(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
+{
+	struct r_vm *v = req_vm(d, c, CSVR_RES_VM_MIGRATE, req);
+	const char *kind = r_json_str(req, "kind");
+	char msg[200], why[200];
+	if (!v)
+		return;
+	int64_t to = req_node(d, c, CSVR_RES_VM_MIGRATE, req, "to", true);
+	if (to < 0)
+		return;
+	if (kind && strcmp(kind, "live") != 0 && strcmp(kind, "quick") != 0) {
+		ipc_reply_error(c, CSVR_RES_VM_MIGRATE, -EINVAL, "\"kind\" is \"live\" or \"quick\", not \"%s\"", kind);
+		return;
+	}
+	bool quick = kind ? strcmp(kind, "quick") == 0 : v->prefer_quick;
+	if (v->phase != R_VM_RUNNING) {
+		ipc_reply_error(c, CSVR_RES_VM_MIGRATE, -EINVAL, "vm %s is %s, not running: %s", v->name,
+				r_vm_phase_str(v->phase), v->reason);
+		return;
+	}
+	if (v->node == (uint32_t)to) {
+		ipc_reply_error(c, CSVR_RES_VM_MIGRATE, -EINVAL, "vm %s runs on node %lld already", v->name,
+				(long long)to);
+		return;
+	}
+	int i = r_vm_index(&d->st, v->name);
+	if (!r_vm_eligible(&d->st, &d->facts, (unsigned)i, (uint32_t)to, why, sizeof(why))) {
+		ipc_reply_error(c, CSVR_RES_VM_MIGRATE, -EINVAL, "vm %s cannot migrate there: %s", v->name, why);
+		return;
+	}
+	struct json_object *m = json_object_new_object();
+	add(m, "vm", json_object_new_string(v->name));
+	add(m, "to", json_object_new_uint64((uint64_t)to));
+	add(m, "quick", json_object_new_boolean(quick));
+	snprintf(msg, sizeof(msg), "vm %s: %s migration to node %lld", v->name, quick ? "quick" : "live", (long long)to);
+	send_and_answer(d, c, CSVR_RES_VM_MIGRATE, RMD_VM_MIGRATE, m, msg);
+}
+
+/* NODE_DRAIN and NODE_RESUME. */
+static void node_admin(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, struct json_object *req, bool drain)
+{
+	int64_t node = req_node(d, c, res, req, "node", true);
+	char msg[200];
+	if (node < 0)
+		return;
+	bool failback = !drain && json_object_get_boolean(r_json_get(req, "failback"));
+	struct json_object *m = json_object_new_object();
+	add(m, "node", json_object_new_uint64((uint64_t)node));
+	add(m, "drain", json_object_new_boolean(drain));
+	add(m, "failback", json_object_new_boolean(failback));
+	snprintf(msg, sizeof(msg), "node %lld: %s", (long long)node,
+		 drain ? "draining" : failback ? "resumed; its VMs return" : "resumed");
+	send_and_answer(d, c, res, RMD_NODE_ADMIN, m, msg);
+}
+
+/* VM_DISK and VM_CHECKPOINT: the local csv-vmagent does it when the VM
+ * runs here. */
+static void vm_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, struct json_object *req)
+{
+	struct r_vm *v = req_vm(d, c, res, req);
+	const char *op = r_json_str(req, "op");
+	if (!v)
+		return;
+	if (v->phase != R_VM_RUNNING) {
+		ipc_reply_error(c, res, -EINVAL, "vm %s is %s, not running", v->name, r_vm_phase_str(v->phase));
+		return;
+	}
+	if (v->node != d->node_id) {
+		const struct rmd_peer *p = rmd_peer(d, v->node);
+		ipc_reply_error(c, res, -EREMOTE, "vm %s runs on node %s: run this on that node%s%s", v->name,
+				rmd_node_name(d, v->node), p && p->address[0] ? " at " : "", p ? p->address : "");
+		return;
+	}
+	struct json_object *b = json_object_new_object();
+	int32_t id;
+	add(b, "name", json_object_new_string(v->name));
+	if (res == CSVR_RES_VM_DISK) {
+		if (!op || (strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)) {
+			json_object_put(b);
+			ipc_reply_error(c, res, -EINVAL, "\"op\" is \"add\" or \"remove\"");
+			return;
+		}
+		id = strcmp(op, "add") == 0 ? CSVV_REQ_DISK_ADD : CSVV_REQ_DISK_REMOVE;
+		static const char *const keys[] = { "file", "format", "id" };
+		for (size_t k = 0; k < 3; k++)
+			if (r_json_get(req, keys[k]))
+				add(b, keys[k], json_object_get(r_json_get(req, keys[k])));
+	} else {
+		id = CSVV_REQ_CHECKPOINT;
+		add(b, "op", op ? json_object_new_string(op) : NULL);
+		if (r_json_get(req, "checkpoint"))
+			add(b, "checkpoint", json_object_get(r_json_get(req, "checkpoint")));
+	}
+	vms_forward(d, c, res, id, b);
+}
+
+/* Whether the caller may make request id (of VM req's "vm"); answers
+ * -EPERM when not. */
+static bool allowed(struct rmd *d, qb_ipcs_connection_t *c, const struct ipc_caller *cl, int32_t id,
+		    struct json_object *req)
+{
+	bool vm_op = id == CSVR_REQ_VM_START || id == CSVR_REQ_VM_STOP || id == CSVR_REQ_VM_MIGRATE ||
+		     id == CSVR_REQ_VM_CHECKPOINT;
+	const struct r_vm *v = vm_op ? r_vm_find(&d->st, r_json_str(req, "vm")) : NULL;
+	if (id == CSVR_REQ_STATE || id == CSVR_REQ_LOCATE || cl->may_change || (v && may_operate(cl, v)))
+		return true;
+	if (vm_op && v) {
+		char groups[300] = "";
+		for (uint32_t i = 0; i < v->noperators; i++) {
+			size_t l = strlen(groups);
+			snprintf(groups + l, sizeof(groups) - l, "%s%s", l ? ", " : "", v->operators[i]);
+		}
+		ipc_reply_error(c, id, -EPERM, "only root, the %s group or the operator groups of vm %s (%s) may do "
+				"this", Q_ADMIN_GROUP, v->name, groups[0] ? groups : "none");
+	} else {
+		ipc_reply_error(c, id, -EPERM, "only root or the %s group may %s", Q_ADMIN_GROUP,
+				vm_op || id == CSVR_REQ_VM_CREATE || id == CSVR_REQ_VM_REMOVE || id == CSVR_REQ_VM_DISK ?
+				"manage VMs" : "change the cluster");
+	}
+	qb_log(LOG_WARNING, "uid %u may not make request %d: refused", (unsigned)cl->uid, id);
+	return false;
+}
+
 static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 {
 	struct rmd *d = ipc_daemon;
@@ -275,6 +603,10 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		json_object_put(req);
 		return 0;
 	}
+	if (!allowed(d, c, cl, h.id, req)) {
+		json_object_put(req);
+		return 0;
+	}
 	switch (h.id) {
 	case CSVR_REQ_STATE:
 		ipc_reply_json(c, CSVR_RES_STATE, 0, state_json(d, cl));
@@ -283,17 +615,31 @@ static int32_t ipc_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		locate(d, c, cl, req);
 		break;
 	case CSVR_REQ_MOVE:
+		move(d, c, req);
+		break;
 	case CSVR_REQ_REDIRECT:
-		if (!cl->may_change) {
-			ipc_reply_error(c, res, -EPERM, "only root or the %s group may change the cluster", Q_ADMIN_GROUP);
-			qb_log(LOG_WARNING, "uid %u may not change the cluster: %s refused", (unsigned)cl->uid,
-			       h.id == CSVR_REQ_MOVE ? "move" : "redirect");
-			break;
-		}
-		if (h.id == CSVR_REQ_MOVE)
-			move(d, c, req);
-		else
-			redirect(d, c, req);
+		redirect(d, c, req);
+		break;
+	case CSVR_REQ_VM_CREATE:
+		vm_create(d, c, req);
+		break;
+	case CSVR_REQ_VM_REMOVE:
+		vm_remove(d, c, req);
+		break;
+	case CSVR_REQ_VM_START:
+	case CSVR_REQ_VM_STOP:
+		vm_want(d, c, res, req, h.id == CSVR_REQ_VM_START);
+		break;
+	case CSVR_REQ_VM_MIGRATE:
+		vm_migrate(d, c, req);
+		break;
+	case CSVR_REQ_NODE_DRAIN:
+	case CSVR_REQ_NODE_RESUME:
+		node_admin(d, c, res, req, h.id == CSVR_REQ_NODE_DRAIN);
+		break;
+	case CSVR_REQ_VM_DISK:
+	case CSVR_REQ_VM_CHECKPOINT:
+		vm_forward(d, c, res, req);
 		break;
 	default:
 		ipc_reply_error(c, res, -EOPNOTSUPP, "unknown request %d", h.id);

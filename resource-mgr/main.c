@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "daemon-log.h"
 #include "rmd-ipc.h"
 #include "quorumd-ipc.h"
+#include "vmagent-ipc.h"
 #include "rmd.h"
 
 #define PROG "csv-rmd"
@@ -52,6 +54,8 @@ static void usage(FILE *out)
 		"                          next to csv-rmd, else in PATH)\n"
 		"  -q, --quorumd NAME      IPC endpoint of this node's csv-quorumd (csv-quorumd)\n"
 		"  -i, --ipc-name NAME     IPC endpoint to serve (csv-rmd)\n"
+		"  -g, --vmagent NAME      IPC endpoint of this node's csv-vmagent (csv-vmagent)\n"
+		"  -m, --vm-memory MB      memory the VMs may use on this node (default: all of it)\n"
 		"  -s, --state-dir DIR     where the state and coordinator logs go (/var/lib/csv-rmd)\n"
 		"  -f, --foreground        stay in the foreground and log to stderr\n"
 		"  -h, --help              show this help\n"
@@ -165,6 +169,19 @@ static void plan(struct rmd *d)
 		}
 		d->facts.phase_since_ms[k] = d->phase_since_ms[k];
 	}
+	for (uint32_t i = 0; i < d->st.nvms; i++) {
+		if (d->vm_phase_seen_gen[i] != d->st.vms[i].gen || !d->vm_phase_since_ms[i]) {
+			d->vm_phase_seen_gen[i] = d->st.vms[i].gen;
+			d->vm_phase_since_ms[i] = now;
+		}
+		d->facts.vm_phase_since_ms[i] = d->vm_phase_since_ms[i];
+	}
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	d->facts.wall_ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+	d->facts.hour = tm.tm_hour;
 	d->facts.now_ms = now;
 	d->facts.settling = false;
 	for (uint32_t i = 0; i < d->facts.nnodes && now - d->started_ms < RMD_SETTLE_MS; i++)
@@ -176,14 +193,8 @@ static void plan(struct rmd *d)
 	/* One decision in flight per state version. */
 	if (d->last_decision_version == d->st.version && now - d->last_decision_ms < 1000)
 		return;
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "based_on", json_object_new_uint64(dec.based_on));
-	json_object_object_add(o, "volume", json_object_new_string(dec.volume));
-	json_object_object_add(o, "holder", json_object_new_uint64(dec.holder));
-	json_object_object_add(o, "phase", json_object_new_string(r_phase_str(dec.phase)));
-	json_object_object_add(o, "clear_target", json_object_new_boolean(dec.clear_target));
-	json_object_object_add(o, "reason", json_object_new_string(dec.reason));
-	if (group_send(d, RMD_DECIDE, o) == 0) {
+	dec.wall_ms = d->facts.wall_ms;
+	if (group_send(d, RMD_DECIDE, r_decision_json(&dec)) == 0) {
 		d->last_decision_version = d->st.version;
 		d->last_decision_ms = now;
 	}
@@ -194,6 +205,7 @@ void rmd_changed(struct rmd *d)
 	d->state_dirty = true;
 	save_state(d);
 	roles_act(d);
+	vms_act(d);
 	plan(d);
 }
 
@@ -264,6 +276,7 @@ static void on_tick(void *data)
 	report_san(d);
 	expire_access(d);
 	roles_act(d);
+	vms_act(d);
 	plan(d);
 	if (d->state_dirty)
 		save_state(d);
@@ -368,6 +381,8 @@ int main(int argc, char **argv)
 		{ "coordinator", required_argument, NULL, 'c' },
 		{ "quorumd", required_argument, NULL, 'q' },
 		{ "ipc-name", required_argument, NULL, 'i' },
+		{ "vmagent", required_argument, NULL, 'g' },
+		{ "vm-memory", required_argument, NULL, 'm' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
@@ -381,11 +396,12 @@ int main(int argc, char **argv)
 
 	d->ipc_name = CSVR_IPC_DEFAULT_NAME;
 	d->quorumd_name = CSVQ_IPC_DEFAULT_NAME;
+	d->vmagent_name = CSVV_IPC_DEFAULT_NAME;
 	d->state_dir = "/var/lib/csv-rmd";
 	d->cpg_fd = -1;
 	for (unsigned c = 0; c < R_MAX_VOLUMES; c++)
 		d->child[c].ready_fd = -1;
-	while ((opt = getopt_long(argc, argv, "v:a:k:c:q:i:s:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "v:a:k:c:q:i:g:m:s:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			if (d->nconf == R_MAX_VOLUMES) {
@@ -414,6 +430,18 @@ int main(int argc, char **argv)
 		case 'c': d->coordinator = optarg; break;
 		case 'q': d->quorumd_name = optarg; break;
 		case 'i': d->ipc_name = optarg; break;
+		case 'g': d->vmagent_name = optarg; break;
+		case 'm': {
+			char *end;
+			errno = 0;
+			unsigned long mb = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || mb == 0 || mb > UINT32_MAX) {
+				fprintf(stderr, PROG ": --vm-memory '%s' is not a number of MB\n", optarg);
+				return 1;
+			}
+			d->vm_memory_mb = (uint32_t)mb;
+			break;
+		}
 		case 's': d->state_dir = optarg; break;
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
@@ -463,6 +491,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	load_state(d);
+	d->cpus = vms_host_cpus();
+	vms_host_cpu_flags(d->cpu_flags, sizeof(d->cpu_flags));
+	if (!d->vm_memory_mb)
+		d->vm_memory_mb = vms_host_memory_mb();
+	if (vms_start(d, err, sizeof(err)) < 0) {
+		qb_log(LOG_ERR, "refusing to start: %s", err);
+		goto out;
+	}
 	if (ipc_start(d, err, sizeof(err)) < 0) {
 		qb_log(LOG_ERR, "refusing to start: %s", err);
 		goto out;
@@ -488,6 +524,7 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	group_stop(d);
+	vms_stop(d);
 	ipc_stop(d);
 	facts_stop(d);
 	if (d->state_dirty)

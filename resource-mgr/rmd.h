@@ -25,6 +25,14 @@
 #define RMD_SETTLE_MS 10000
 /* A coordinator asked to stop is killed after this. */
 #define RMD_STOP_TIMEOUT_MS 5000
+/* csv-vmagent is asked for its VMs this often. */
+#define RMD_VM_LIST_MS 400
+/* A report of a VM not yet seen applied is sent again after this. */
+#define RMD_VM_REPORT_AGAIN_MS 3000
+/* A node's CPU flags, space separated, fit in this. */
+#define RMD_CPU_FLAGS_MAX 4096
+/* A VM's ACPI shutdown is followed by a power off after this. */
+#define RMD_VM_STOP_TIMEOUT_S 30
 
 /* A volume as this node's command line names it. */
 struct rmd_volume_conf {
@@ -53,6 +61,9 @@ struct rmd_peer {
 	char volume_uuid[R_MAX_VOLUMES][40];
 	uint16_t volume_port[R_MAX_VOLUMES];
 	uint32_t nvolumes;
+	uint32_t vm_memory_mb;   /* what VMs may use on it */
+	uint32_t cpus;
+	char cpu_flags[RMD_CPU_FLAGS_MAX]; /* its CPU's, space separated */
 	bool san_known;          /* its SAN report arrived */
 	bool san_ok[R_MAX_VOLUMES]; /* by its volumes[] */
 	struct rmd_access access[R_MAX_VOLUMES]; /* by its volumes[] */
@@ -62,6 +73,24 @@ struct rmd_peer {
 struct rmd_queued {
 	uint32_t type, from;
 	char *body;
+};
+
+/* A VM of the state as this node's csv-vmagent last listed it, and what
+ * this node asked and reported of it (vms.c). */
+struct rmd_vm_local {
+	char name[R_NAME_MAX];
+	bool listed;             /* in csv-vmagent's last LIST */
+	char state[16];          /* csv-vmagent's: running, incoming, migrating, ... */
+	char reason[256];
+	char mig_status[24];     /* of its last migration from here */
+	int64_t mig_total_ms, mig_downtime_ms;
+	bool busy;               /* a request to csv-vmagent is under way */
+	uint64_t asked_gen;      /* the VM's generation of the last request ... */
+	uint16_t asked_port;     /* ... and the port it was for */
+	char asked[16];          /* ... and what it was: start, incoming, migrate, save, stop, kill */
+	char report[16];         /* the last report sent ... */
+	uint64_t report_gen;     /* ... for this generation ... */
+	uint64_t report_ms;      /* ... at that time */
 };
 
 /* A coordinator this node runs, by volume of the command line. */
@@ -83,7 +112,10 @@ struct rmd {
 	uint32_t node_id;
 	char node_name[R_NAME_MAX];
 	char address[64];
-	const char *ipc_name, *quorumd_name, *state_dir, *coordinator, *keyfile;
+	const char *ipc_name, *quorumd_name, *state_dir, *coordinator, *keyfile, *vmagent_name;
+	uint32_t vm_memory_mb;    /* what VMs may use on this node */
+	uint32_t cpus;
+	char cpu_flags[RMD_CPU_FLAGS_MAX];
 	struct rmd_volume_conf conf[R_MAX_VOLUMES];
 	uint32_t nconf;
 
@@ -135,6 +167,19 @@ struct rmd {
 	bool san_sent;            /* this node's SAN report went out ... */
 	bool san_sent_ok[R_MAX_VOLUMES]; /* ... with these values, by conf */
 
+	/* This node's VMs (vms.c): csv-vmagent's view, and the requests under
+	 * way in threads, whose results come back through a pipe. */
+	struct rmd_vm_local vm_local[R_MAX_VMS];
+	uint32_t nvm_local;
+	bool vmagent_up;
+	char vmagent_error[300];
+	uint64_t vmagent_seen_ms;  /* its last answer */
+	uint64_t vm_list_ms;
+	int job_pipe[2];
+	unsigned jobs;             /* under way */
+	uint64_t vm_phase_seen_gen[R_MAX_VMS];
+	uint64_t vm_phase_since_ms[R_MAX_VMS];
+
 	qb_ipcs_service_t *ipcs;
 	bool stopping;
 	uint64_t started_ms;
@@ -150,7 +195,10 @@ const char *rmd_node_name(const struct rmd *d, uint32_t id);
 const struct rmd_peer *rmd_peer(const struct rmd *d, uint32_t id);
 
 /* group.c */
-enum rmd_msg { RMD_HELLO = 1, RMD_DECIDE, RMD_REPORT, RMD_MOVE, RMD_REDIRECT, RMD_ACCESS, RMD_SAN };
+enum rmd_msg {
+	RMD_HELLO = 1, RMD_DECIDE, RMD_REPORT, RMD_MOVE, RMD_REDIRECT, RMD_ACCESS, RMD_SAN,
+	RMD_VM_ADD, RMD_VM_REMOVE, RMD_VM_WANT, RMD_VM_MIGRATE, RMD_NODE_ADMIN, RMD_VM_REPORT,
+};
 int group_start(struct rmd *d, char *err, size_t errlen);
 void group_stop(struct rmd *d);
 /* Multicasts o (consumed) as a message of the given type. */
@@ -168,6 +216,19 @@ const struct rmd_volume_conf *facts_conf_of(const struct rmd *d, unsigned k);
 void roles_act(struct rmd *d);             /* start, stop, report */
 /* Stops every coordinator of this node (now: SIGKILL) and waits. */
 void roles_stop_all(struct rmd *d, bool now, const char *why);
+
+/* vms.c */
+int vms_start(struct rmd *d, char *err, size_t errlen);
+void vms_stop(struct rmd *d);
+void vms_act(struct rmd *d);               /* follow csv-vmagent, start, stop, migrate, report */
+/* Runs request id of csv-vmagent with body (consumed) in a thread; the
+ * IPC connection c (held until then) gets its answer as response res. */
+void vms_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, int32_t id, struct json_object *body);
+/* The CPU count and the memory VMs may use on this node, by default. */
+uint32_t vms_host_cpus(void);
+uint32_t vms_host_memory_mb(void);
+/* This node's CPU flags, from /proc/cpuinfo ("" when unknown). */
+void vms_host_cpu_flags(char *buf, size_t len);
 
 /* ipc.c */
 int ipc_start(struct rmd *d, char *err, size_t errlen);

@@ -110,8 +110,8 @@ bool r_eligible(const struct r_state *s, const struct r_facts *f, unsigned k, ui
 		no = "runs no csv-rmd";
 	else if (n->fence != R_FENCE_NONE)
 		no = n->fence == R_FENCED ? "is fenced" : "is waiting for its fence";
-	else if (a && a->paused)
-		no = "is paused (drained)";
+	else if (a && a->admin != R_ACTIVE)
+		no = a->admin == R_PAUSED ? "is paused (drained)" : "is being drained";
 	else if (!n->has[k])
 		no = "does not serve this volume (no --volume for it)";
 	else if (!n->san_ok[k])
@@ -162,6 +162,12 @@ static void decide(struct r_decision *d, const struct r_state *s, const struct r
 	d->phase = phase;
 	d->clear_target = clear_target;
 	snprintf(d->reason, sizeof(d->reason), "%s", reason);
+}
+
+/* A stop for a move that should end on node to. */
+static void decide_target(struct r_decision *d, uint32_t to)
+{
+	d->target = to;
 }
 
 /* The next decision for volume k, if it needs one. */
@@ -224,6 +230,16 @@ static bool plan_volume(const struct r_state *s, const struct r_facts *f, unsign
 			decide(d, s, v, v->holder, R_RUNNING, true, v->reason);
 			return true;
 		}
+		/* The holder is drained: the role goes to another node. */
+		if (r_admin_of(s, v->holder) == R_DRAINING) {
+			uint32_t to = choose(s, f, k, w, sizeof(w));
+			if (to && to != v->holder) {
+				snprintf(why, sizeof(why), "node %u is being drained: moving to node %u", v->holder, to);
+				decide(d, s, v, v->holder, R_STOPPING, false, why);
+				decide_target(d, to);
+				return true;
+			}
+		}
 		/* The holder lost its path to the LUN: a node that sees it
 		 * takes over (its clients go on through the new one). */
 		if (h && !h->san_ok[k]) {
@@ -262,20 +278,70 @@ bool r_plan(const struct r_state *s, const struct r_facts *f, struct r_decision 
 	for (uint32_t k = 0; k < s->nvolumes; k++)
 		if (plan_volume(s, f, k, d))
 			return true;
+	return r_plan_vms(s, f, d);
+}
+
+static bool apply_node_decision(struct r_state *s, const struct r_decision *d)
+{
+	for (uint32_t i = 0; i < s->nnodes; i++)
+		if (s->nodes[i].id == d->node) {
+			if (s->nodes[i].admin == d->admin)
+				return false;
+			s->nodes[i].admin = d->admin;
+			s->version++;
+			return true;
+		}
 	return false;
+}
+
+static bool apply_vm_decision(struct r_state *s, const struct r_decision *d)
+{
+	struct r_vm *v = r_vm_find(s, d->vm);
+	if (!v)
+		return false;
+	if (d->vm_phase == R_VM_MIGRATING && v->phase != R_VM_MIGRATING) {
+		v->mig_start_ms = d->wall_ms;
+		v->port = 0;
+	}
+	if (d->vm_phase != R_VM_MIGRATING && d->vm_phase != R_VM_WAITING_FENCE)
+		v->port = 0;
+	/* A wanted VM stopped while starting did not start in time: that
+	 * counts against the node like a failed start. */
+	if (d->vm_phase == R_VM_STOPPING && v->phase == R_VM_STARTING && v->want)
+		r_vm_add_failure(v, v->node, d->wall_ms);
+	v->phase = d->vm_phase;
+	v->node = d->node;
+	v->target = d->target;
+	v->quick = d->quick;
+	if (d->set_return_to)
+		v->return_to = d->return_to;
+	if (d->vm_phase == R_VM_STOPPED)
+		v->force = false;
+	snprintf(v->reason, sizeof(v->reason), "%s", d->reason);
+	v->gen++;
+	s->version++;
+	return true;
 }
 
 bool r_apply_decision(struct r_state *s, const struct r_decision *d)
 {
-	struct r_volume *v = r_volume_find(s, d->volume);
-	if (!v || d->based_on != s->version)
+	if (d->based_on != s->version)
 		return false;  /* made from an older state: the leader plans again */
+	if (d->kind == R_DEC_NODE)
+		return apply_node_decision(s, d);
+	if (d->kind == R_DEC_VM)
+		return apply_vm_decision(s, d);
+	struct r_volume *v = r_volume_find(s, d->volume);
+	if (!v)
+		return false;
 	if (d->phase == R_STARTING && d->holder != v->holder)
 		v->moves++;
 	v->holder = d->holder;
 	v->phase = d->phase;
 	if (d->clear_target)
 		v->target = 0;
+	else if (d->target)
+		v->target = d->target;
 	snprintf(v->reason, sizeof(v->reason), "%s", d->reason);
 	s->version++;
 	return true;
@@ -368,16 +434,20 @@ struct json_object *r_state_json(const struct r_state *s)
 	for (uint32_t i = 0; i < s->nnodes; i++) {
 		struct json_object *j = json_object_new_object();
 		add(j, "id", json_object_new_uint64(s->nodes[i].id));
-		add(j, "admin", json_object_new_string(s->nodes[i].paused ? "paused" : "active"));
+		add(j, "admin", json_object_new_string(r_admin_str(s->nodes[i].admin)));
 		json_object_array_add(nodes, j);
 	}
 	add(o, "volumes", vols);
 	add(o, "nodes", nodes);
+	struct json_object *vms = json_object_new_array();
+	for (uint32_t i = 0; i < s->nvms; i++)
+		json_object_array_add(vms, r_vm_json(&s->vms[i]));
+	add(o, "vms", vms);
 	return o;
 }
 
 /* Reads member key of o as an unsigned number below max. */
-static bool get_u64(struct json_object *o, const char *key, uint64_t max, uint64_t *ret)
+bool r_json_u64(struct json_object *o, const char *key, uint64_t max, uint64_t *ret)
 {
 	struct json_object *x;
 	if (!json_object_object_get_ex(o, key, &x) || !json_object_is_type(x, json_type_int))
@@ -389,7 +459,7 @@ static bool get_u64(struct json_object *o, const char *key, uint64_t max, uint64
 	return true;
 }
 
-static bool get_str(struct json_object *o, const char *key, char *buf, size_t len)
+bool r_json_strcpy(struct json_object *o, const char *key, char *buf, size_t len)
 {
 	struct json_object *x;
 	if (!json_object_object_get_ex(o, key, &x) || !json_object_is_type(x, json_type_string))
@@ -405,7 +475,7 @@ int r_state_from_json(struct json_object *o, struct r_state *s, char *err, size_
 {
 	struct json_object *vols, *nodes, *x;
 	memset(s, 0, sizeof(*s));
-	if (!json_object_is_type(o, json_type_object) || !get_u64(o, "version", UINT64_MAX >> 1, &s->version) ||
+	if (!json_object_is_type(o, json_type_object) || !r_json_u64(o, "version", UINT64_MAX >> 1, &s->version) ||
 	    !json_object_object_get_ex(o, "volumes", &vols) || !json_object_is_type(vols, json_type_array) ||
 	    !json_object_object_get_ex(o, "nodes", &nodes) || !json_object_is_type(nodes, json_type_array)) {
 		snprintf(err, errlen, "not a csv-rmd state (version, volumes and nodes are needed)");
@@ -422,15 +492,15 @@ int r_state_from_json(struct json_object *o, struct r_state *s, char *err, size_
 		struct r_volume *v = &s->volumes[k];
 		uint64_t port, holder, epoch, target, moves, failed;
 		char phase[32];
-		if (!json_object_is_type(j, json_type_object) || !get_str(j, "name", v->name, sizeof(v->name)) ||
-		    !v->name[0] || !get_str(j, "uuid", v->uuid, sizeof(v->uuid)) ||
-		    !get_u64(j, "port", 65535, &port) || !get_u64(j, "holder", UINT32_MAX, &holder) ||
-		    !get_str(j, "phase", phase, sizeof(phase)) || r_phase_parse(phase, &v->phase) < 0 ||
-		    !get_str(j, "reason", v->reason, sizeof(v->reason)) ||
-		    !get_u64(j, "epoch", UINT64_MAX >> 1, &epoch) ||
+		if (!json_object_is_type(j, json_type_object) || !r_json_strcpy(j, "name", v->name, sizeof(v->name)) ||
+		    !v->name[0] || !r_json_strcpy(j, "uuid", v->uuid, sizeof(v->uuid)) ||
+		    !r_json_u64(j, "port", 65535, &port) || !r_json_u64(j, "holder", UINT32_MAX, &holder) ||
+		    !r_json_strcpy(j, "phase", phase, sizeof(phase)) || r_phase_parse(phase, &v->phase) < 0 ||
+		    !r_json_strcpy(j, "reason", v->reason, sizeof(v->reason)) ||
+		    !r_json_u64(j, "epoch", UINT64_MAX >> 1, &epoch) ||
 		    !json_object_object_get_ex(j, "redirect", &x) || !json_object_is_type(x, json_type_boolean) ||
-		    !get_u64(j, "target", UINT32_MAX, &target) || !get_u64(j, "moves", UINT64_MAX >> 1, &moves) ||
-		    !get_u64(j, "failed_node", UINT32_MAX, &failed)) {
+		    !r_json_u64(j, "target", UINT32_MAX, &target) || !r_json_u64(j, "moves", UINT64_MAX >> 1, &moves) ||
+		    !r_json_u64(j, "failed_node", UINT32_MAX, &failed)) {
 			snprintf(err, errlen, "volume %zu of the state is incomplete or wrong", k + 1);
 			return -EINVAL;
 		}
@@ -451,15 +521,31 @@ int r_state_from_json(struct json_object *o, struct r_state *s, char *err, size_
 		struct json_object *j = json_object_array_get_idx(nodes, i);
 		uint64_t id;
 		char admin[16];
-		if (!json_object_is_type(j, json_type_object) || !get_u64(j, "id", UINT32_MAX, &id) || id == 0 ||
-		    !get_str(j, "admin", admin, sizeof(admin)) ||
-		    (strcmp(admin, "active") != 0 && strcmp(admin, "paused") != 0)) {
+		if (!json_object_is_type(j, json_type_object) || !r_json_u64(j, "id", UINT32_MAX, &id) || id == 0 ||
+		    !r_json_strcpy(j, "admin", admin, sizeof(admin)) || r_admin_parse(admin, &s->nodes[i].admin) < 0) {
 			snprintf(err, errlen, "node %zu of the state is incomplete or wrong", i + 1);
 			return -EINVAL;
 		}
 		s->nodes[i].id = (uint32_t)id;
-		s->nodes[i].paused = strcmp(admin, "paused") == 0;
 		s->nnodes++;
+	}
+	/* A state saved before VMs were kept has none. */
+	struct json_object *vms = r_json_get(o, "vms");
+	if (vms && (!json_object_is_type(vms, json_type_array) || json_object_array_length(vms) > R_MAX_VMS)) {
+		snprintf(err, errlen, "the VMs of the state are not an array of at most %d", R_MAX_VMS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; vms && i < json_object_array_length(vms); i++) {
+		char e[200];
+		if (r_vm_from_json(json_object_array_get_idx(vms, i), &s->vms[i], e, sizeof(e)) < 0) {
+			snprintf(err, errlen, "VM %zu of the state: %s", i + 1, e);
+			return -EINVAL;
+		}
+		if (r_vm_index(s, s->vms[i].name) >= 0) {
+			snprintf(err, errlen, "VM %s is in the state twice", s->vms[i].name);
+			return -EINVAL;
+		}
+		s->nvms++;
 	}
 	return 0;
 }

@@ -20,6 +20,11 @@
 #define R_MAX_NODES 64
 #define R_MAX_VOLUMES 16
 #define R_NAME_MAX 64
+#define R_MAX_VMS 64
+#define R_VM_MAX_PREFERRED 8
+#define R_VM_MAX_OPERATORS 8
+#define R_VM_MAX_FAILURES 16
+#define R_GROUP_NAME_MAX 33
 
 enum r_phase { R_UNPLACED, R_STARTING, R_RUNNING, R_STOPPING, R_WAITING_FENCE };
 
@@ -37,16 +42,76 @@ struct r_volume {
 	uint32_t failed_node;   /* whose coordinator failed last: placed elsewhere first */
 };
 
+/* A node's admin state: draining moves its VMs and roles away, then it is
+ * paused (it takes none until resumed). */
+enum r_admin { R_ACTIVE, R_DRAINING, R_PAUSED };
+
 struct r_node {
 	uint32_t id;
-	bool paused;            /* admin state */
+	enum r_admin admin;
+};
+
+/* A VM's phase. Its QEMU runs on `node` while starting, running, stopping
+ * or migrating; while migrating, the target's QEMU waits for it (live) or
+ * the source saves it (quick). A VM leaves a lost node only through
+ * "waiting-fence", so it never runs on two nodes. */
+enum r_vm_phase { R_VM_STOPPED, R_VM_STARTING, R_VM_RUNNING, R_VM_STOPPING, R_VM_MIGRATING, R_VM_WAITING_FENCE };
+
+struct r_vm_failure {
+	uint32_t node;
+	uint64_t time_ms;       /* wall clock (ms since the epoch), as reported */
+};
+
+/* A migration that ended. */
+struct r_vm_migration {
+	uint32_t from, to;
+	bool quick, ok;
+	uint64_t total_ms;
+	int64_t downtime_ms;    /* -1: not known */
+};
+
+struct r_vm {
+	char name[R_NAME_MAX];
+	bool want;              /* the operator wants it running */
+	enum r_vm_phase phase;
+	uint32_t node;          /* where it runs, starts, stops or migrates from */
+	uint32_t target;        /* migrating to, or where the operator wants it */
+	bool quick;             /* the migration under way (or asked) is quick */
+	bool force;             /* the stop asked is a power off */
+	uint16_t port;          /* live migration: the target listens there */
+	bool saved;             /* quick migration: start from the saved state */
+	bool live_failed;       /* its last live migration failed: drain it quick */
+	uint64_t mig_start_ms;  /* wall clock, when the migration was decided */
+	char reason[200];
+	/* From its definition. */
+	int64_t priority;
+	uint32_t memory_mb, vcpus;
+	uint32_t preferred[R_VM_MAX_PREFERRED];
+	uint32_t npreferred;
+	char anti_affinity[R_NAME_MAX];
+	bool anti_hard;
+	char failback[16];      /* "never", "immediate" or "HH-HH" */
+	bool prefer_quick;      /* its "migration" is quick */
+	bool cpu_compat;
+	uint32_t restart_max, restart_period_s, failure_expire_s;
+	char operators[R_VM_MAX_OPERATORS][R_GROUP_NAME_MAX];
+	uint32_t noperators;
+	/* History. */
+	struct r_vm_failure failures[R_VM_MAX_FAILURES];
+	uint32_t nfailures;
+	uint32_t return_to;     /* drained from that node: failback returns it */
+	uint64_t starts, migrations;
+	bool have_last_mig;
+	struct r_vm_migration last_mig;
+	uint64_t gen;           /* raised by every change of the VM */
 };
 
 struct r_state {
 	uint64_t version;       /* raised by every change */
-	uint32_t nvolumes, nnodes;
+	uint32_t nvolumes, nnodes, nvms;
 	struct r_volume volumes[R_MAX_VOLUMES];
 	struct r_node nodes[R_MAX_NODES];
+	struct r_vm vms[R_MAX_VMS];
 };
 
 enum r_fence { R_FENCE_NONE, R_FENCE_PENDING, R_FENCED };
@@ -59,6 +124,9 @@ struct r_node_facts {
 	enum r_fence fence;
 	bool has[R_MAX_VOLUMES];         /* it serves the state's volume k */
 	bool san_ok[R_MAX_VOLUMES];      /* it sees volume k's LUN */
+	uint32_t vm_memory_mb;           /* what VMs may use on it (its csv-rmd says) */
+	uint32_t cpus;
+	const char *cpu_flags;           /* its CPU's, space separated; NULL unknown */
 };
 
 struct r_facts {
@@ -73,20 +141,40 @@ struct r_facts {
 	/* Per volume: since when (now_ms clock) it has been in its phase, as
 	 * the leader saw it; 0 unknown. */
 	uint64_t phase_since_ms[R_MAX_VOLUMES];
+	/* The same per VM. */
+	uint64_t vm_phase_since_ms[R_MAX_VMS];
+	uint64_t wall_ms;                /* the wall clock: VM failures age by it */
+	int hour;                        /* the local hour, for failback windows */
 };
 
 /* A starting coordinator that is not running after this is stopped. */
 #define R_START_TIMEOUT_MS 30000
 
-/* A decision of the leader: volume `volume` gets this holder, phase and
- * reason; target is cleared when clear_target. */
+/* A starting VM that does not run after this is stopped. */
+#define R_VM_START_TIMEOUT_MS 60000
+
+enum r_decision_kind { R_DEC_VOLUME, R_DEC_VM, R_DEC_NODE };
+
+/* A decision of the leader. R_DEC_VOLUME: volume `volume` gets this
+ * holder, phase and reason; target is cleared when clear_target.
+ * R_DEC_VM: VM `vm` gets vm_phase, node, target, quick and reason (and
+ * return_to when set_return_to). R_DEC_NODE: node `node` gets admin. */
 struct r_decision {
+	enum r_decision_kind kind;
 	uint64_t based_on;      /* the state version it was made from */
 	char volume[R_NAME_MAX];
 	uint32_t holder;
 	enum r_phase phase;
 	bool clear_target;
 	char reason[200];
+	char vm[R_NAME_MAX];
+	enum r_vm_phase vm_phase;
+	uint32_t node, target;
+	bool quick;
+	bool set_return_to;
+	uint32_t return_to;
+	uint64_t wall_ms;       /* the leader's clock, for a migration's start */
+	enum r_admin admin;
 };
 
 const char *r_phase_str(enum r_phase p);
@@ -120,10 +208,83 @@ bool r_apply_report(struct r_state *s, uint32_t node, const char *volume, enum r
 bool r_apply_move(struct r_state *s, const char *volume, uint32_t to);
 bool r_apply_redirect(struct r_state *s, const char *volume, bool on);
 
+/* ---- VMs (vm-state.c) ---- */
+
+const char *r_vm_phase_str(enum r_vm_phase p);
+int r_vm_phase_parse(const char *s, enum r_vm_phase *ret);
+const char *r_admin_str(enum r_admin a);
+int r_admin_parse(const char *s, enum r_admin *ret);
+enum r_admin r_admin_of(const struct r_state *s, uint32_t node);
+
+int r_vm_index(const struct r_state *s, const char *name);
+struct r_vm *r_vm_find(struct r_state *s, const char *name);
+/* Whether VM v has a QEMU on node (running, starting, stopping, migrating
+ * from it, or waiting for its fence there), or one coming to it. */
+bool r_vm_on(const struct r_vm *v, uint32_t node);
+/* The memory the VMs placed on node take, in MB. */
+uint32_t r_vm_memory_used(const struct r_state *s, uint32_t node);
+
+/* Records a failure of v on node at time_ms (wall clock), forgetting the
+ * expired ones. */
+void r_vm_add_failure(struct r_vm *v, uint32_t node, uint64_t time_ms);
+/* A VM from its definition (the JSON of lib/vmagent-ipc.h), stopped;
+ * -EINVAL with err naming the field. */
+int r_vm_from_definition(struct json_object *def, struct r_vm *ret, char *err, size_t errlen);
+/* Whether VM i may run on node now (placed there, or migrated there); if
+ * not, why. */
+bool r_vm_eligible(const struct r_state *s, const struct r_facts *f, unsigned i, uint32_t node, char *why,
+		   size_t len);
+/* The flags (space separated) that every list of lists[0..n) has, in the
+ * order of the first; "" when n is 0. */
+void r_cpu_common(const char *const *lists, unsigned n, char *buf, size_t len);
+/* The next decision on the VMs and the nodes' admin states, if any. */
+bool r_plan_vms(const struct r_state *s, const struct r_facts *f, struct r_decision *d);
+
+/* The operator's requests and the nodes' reports, as messages. */
+bool r_apply_vm_add(struct r_state *s, const struct r_vm *vm, bool start);
+bool r_apply_vm_remove(struct r_state *s, const char *name);
+/* want: run it (on `to` when not 0) or stop it (force: power off). */
+bool r_apply_vm_want(struct r_state *s, const char *name, bool want, uint32_t to, bool force);
+bool r_apply_vm_migrate(struct r_state *s, const char *name, uint32_t to, bool quick);
+/* drain, or resume (failback: the VMs drained from it return). */
+bool r_apply_node_admin(struct r_state *s, uint32_t node, bool drain, bool failback);
+
+enum r_vm_report {
+	R_VM_REP_RUNNING,        /* its QEMU runs the guest */
+	R_VM_REP_STOPPED,        /* it was stopped (by the operator or the guest) */
+	R_VM_REP_FAILED,         /* it failed to start, or crashed */
+	R_VM_REP_INCOMING,       /* the target listens on port */
+	R_VM_REP_MIGRATED,       /* the migration completed (source or target says) */
+	R_VM_REP_MIGRATE_FAILED, /* it goes on running on the source */
+	R_VM_REP_SAVED,          /* quick migration: the state is saved */
+};
+const char *r_vm_report_str(enum r_vm_report r);
+int r_vm_report_parse(const char *s, enum r_vm_report *ret);
+struct r_vm_report_info {
+	uint16_t port;
+	uint64_t time_ms;        /* the reporter's wall clock */
+	uint64_t total_ms;       /* of a migration; 0 not known */
+	int64_t downtime_ms;     /* -1 not known */
+	const char *reason;
+};
+bool r_apply_vm_report(struct r_state *s, uint32_t from, const char *name, enum r_vm_report what,
+		       const struct r_vm_report_info *info);
+
+struct json_object *r_vm_json(const struct r_vm *v);
+int r_vm_from_json(struct json_object *o, struct r_vm *v, char *err, size_t errlen);
+struct json_object *r_decision_json(const struct r_decision *d);
+int r_decision_from_json(struct json_object *o, struct r_decision *d);
+
 /* Member key of o, or NULL (o may be NULL). */
 struct json_object *r_json_get(struct json_object *o, const char *key);
 /* Member key of o when it is a string, or NULL. */
 const char *r_json_str(struct json_object *o, const char *key);
+/* Member key of o as an unsigned number not above max: false when it is
+ * missing, not a number or out of range. */
+bool r_json_u64(struct json_object *o, const char *key, uint64_t max, uint64_t *ret);
+/* Member key of o, a string shorter than len, copied to buf: false when
+ * it is missing, not a string or too long. */
+bool r_json_strcpy(struct json_object *o, const char *key, char *buf, size_t len);
 
 /* JSON forms: the state (persisted, and sent when nodes join). */
 struct json_object *r_state_json(const struct r_state *s);

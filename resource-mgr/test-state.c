@@ -170,8 +170,8 @@ static void make_full_state(struct r_state *s)
 	ck_assert(r_apply_report(s, 3, "vol2", R_REPORT_FAILED, 0, "the coordinator exited with status 1"));
 	r_apply_move(s, "vol2", 1);
 	s->nnodes = 2;
-	s->nodes[0] = (struct r_node){ .id = 1, .paused = false };
-	s->nodes[1] = (struct r_node){ .id = 3, .paused = true };
+	s->nodes[0] = (struct r_node){ .id = 1, .admin = R_ACTIVE };
+	s->nodes[1] = (struct r_node){ .id = 3, .admin = R_PAUSED };
 }
 
 /* o's JSON text read back, as from the saved state or a hello. */
@@ -222,9 +222,9 @@ START_TEST(test_json_round_trip)
 	assert_has(t.volumes[1].reason, "status 1");
 	ck_assert_uint_eq(t.nnodes, 2);
 	ck_assert_uint_eq(t.nodes[0].id, 1);
-	ck_assert(!t.nodes[0].paused);
+	ck_assert_int_eq(t.nodes[0].admin, R_ACTIVE);
 	ck_assert_uint_eq(t.nodes[1].id, 3);
-	ck_assert(t.nodes[1].paused);
+	ck_assert_int_eq(t.nodes[1].admin, R_PAUSED);
 
 	/* And a second trip gives the same text. */
 	struct json_object *a = r_state_json(&s), *b = r_state_json(&t);
@@ -592,8 +592,8 @@ static void paused(struct r_state *s, struct r_facts *f)
 {
 	(void)f;
 	s->nnodes = 2;
-	s->nodes[0] = (struct r_node){ .id = 1, .paused = false };
-	s->nodes[1] = (struct r_node){ .id = 2, .paused = true };
+	s->nodes[0] = (struct r_node){ .id = 1, .admin = R_ACTIVE };
+	s->nodes[1] = (struct r_node){ .id = 2, .admin = R_PAUSED };
 }
 
 static void no_volume(struct r_state *s, struct r_facts *f)
@@ -634,7 +634,7 @@ START_TEST(test_eligible_per_volume)
 	ck_assert(r_eligible(&s, &f, 1, 2, why, sizeof(why)));
 	/* An active admin entry does not stop it. */
 	s.nnodes = 1;
-	s.nodes[0] = (struct r_node){ .id = 1, .paused = false };
+	s.nodes[0] = (struct r_node){ .id = 1, .admin = R_ACTIVE };
 	ck_assert(r_eligible(&s, &f, 0, 1, why, sizeof(why)));
 }
 END_TEST
