@@ -1,41 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* csvctl volume list|state|move|redirect: the volumes as csv-rmd places
  * them (lib/rmd-ipc.h), a coordinator moved to another node, file-system
- * redirected mode on or off. A move or a redirect is followed by asking
- * for the state every POLL_MS until it is done or the wait runs out. */
+ * redirected mode on or off. A move or a redirect is followed in the state
+ * (follow.c) until it is done or the wait runs out. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "csvctl.h"
 #include "rmd-ipc.h"
 
-#define POLL_MS 200
 #define MOVE_WAIT_S 60.0
 #define REDIRECT_WAIT_S 10.0
-
-/* ---- the command line ------------------------------------------------------------ */
-
-enum { ALLOW_JSON = 1, ALLOW_TO = 2, ALLOW_WAIT = 4 };
-
-/* Refuses options the command does not take, and a number of words other
- * than nwords (words[0] is "volume"). */
-static int check_usage(const struct ctl_args *a, const char *cmd, int allow, int nwords, const char *missing)
-{
-	if (a->nwords < nwords)
-		return usage_error("'%s' needs %s", cmd, missing);
-	if (a->nwords > nwords)
-		return usage_error("unexpected argument '%s' after '%s'", a->words[nwords], cmd);
-	if (a->json && !(allow & ALLOW_JSON))
-		return usage_error("'%s' takes no --json", cmd);
-	if (a->to && !(allow & ALLOW_TO))
-		return usage_error("--to is only for 'volume move', not '%s'", cmd);
-	if (a->wait_s >= 0 && !(allow & ALLOW_WAIT))
-		return usage_error("--wait is only for 'volume move' and 'volume redirect', not '%s'", cmd);
-	return 0;
-}
 
 /* ---- printing -------------------------------------------------------------------- */
 
@@ -114,40 +90,18 @@ static void print_state(struct json_object *state, struct json_object *v)
 	}
 }
 
-/* ---- following the state --------------------------------------------------------- */
+/* ---- following the state (follow.c) ------------------------------------------------ */
 
-static double seconds_since(uint64_t t0)
+/* The volume followed in the state, found by key (the name it had), or
+ * NULL after saying that it is gone. */
+static struct json_object *followed_volume(struct json_object *state, const char *key)
 {
-	return (double)(monotonic_ns() - t0) / 1e9;
-}
-
-static void pause_poll(void)
-{
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = POLL_MS * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-/* Asks for the state again and finds the volume in it (by key, the name it
- * had); *state_io is replaced. */
-static int refresh(struct rmd_conn *r, const char *key, struct json_object **state_io, struct json_object **ret_volume)
-{
-	struct json_object *s = NULL, *v = NULL;
-	int rc = rmd_conn_state(r, &s);
-	if (rc < 0)
-		return rc;
-	struct json_object *vols = get(s, "volumes");
-	for (size_t i = 0; i < count(vols) && !v; i++)
+	struct json_object *vols = get(state, "volumes");
+	for (size_t i = 0; i < count(vols); i++)
 		if (strcmp(volume_key(at(vols, i)), key) == 0)
-			v = at(vols, i);
-	if (!v) {
-		fprintf(stderr, PROG ": volume %s is gone from the state of csv-rmd\n", key);
-		json_object_put(s);
-		return -ENOENT;
-	}
-	json_object_put(*state_io);
-	*state_io = s;
-	*ret_volume = v;
-	return 0;
+			return at(vols, i);
+	fprintf(stderr, PROG ": volume %s is gone from the state of csv-rmd\n", key);
+	return NULL;
 }
 
 /* "stopping on node 1", "running on node 2, epoch 7", "unplaced". */
@@ -188,57 +142,56 @@ static bool same_place(struct json_object *a, struct json_object *b)
 	       geti(a, "holder") == geti(b, "holder");
 }
 
-/* Follows the move of the volume key to node `to` until it runs there. v0
- * is the volume as it was before the move. */
-static int follow_move(struct rmd_conn *r, const struct ctl_args *a, const char *key, int64_t to,
-		       struct json_object *v0, uint64_t t0)
+/* What the steps keep: the volume followed, and for a move where it goes
+ * and what it was before, for a redirect the mode and the nodes last said
+ * to be pending. */
+struct volume_wait {
+	const char *key;
+	int64_t to;
+	struct json_object *before; /* the volume in the state read before the move */
+	bool json;                  /* --json: each new place as the volume's object */
+	bool on;
+	char shown[1024];
+};
+
+/* One state of a move: each new place of the volume on stdout (as JSON
+ * with --json); over once it runs on node `to`, or failed when it started
+ * again elsewhere. */
+static int move_step(struct follow *f, struct json_object *prev, struct json_object *state)
 {
-	double wait_s = a->wait_s >= 0 ? a->wait_s : MOVE_WAIT_S;
-	struct json_object *last = json_object_get(v0), *state = NULL, *v;
-	char w[128], y[256];
-	int rc = EXIT_FAIL;
+	struct volume_wait *w = f->data;
+	struct json_object *v = followed_volume(state, w->key);
+	char place[128], reason[256];
 
-	for (;;) {
-		if (refresh(r, key, &state, &v) < 0)
-			goto out;
-		bool changed = !same_place(v, last);
-		bool running = strcmp(gets(v, "phase", ""), "running") == 0;
-		bool done = running && has(v, "holder") && geti(v, "holder") == to;
+	if (!v)
+		return -ENOENT;
+	/* prev held the volume, or this step would have failed on it. */
+	struct json_object *last = prev ? followed_volume(prev, w->key) : w->before;
+	bool running = strcmp(gets(v, "phase", ""), "running") == 0;
+	bool done = running && has(v, "holder") && geti(v, "holder") == w->to;
 
-		if (changed || done) {
-			if (a->json)
-				print_json(v);
-			else if (running)
-				printf("%s: %s (%.1f s)\n", key, where(v, w, sizeof(w)), seconds_since(t0));
-			else if (moving(v))
-				printf("%s: %s\n", key, where(v, w, sizeof(w)));
-			else
-				printf("%s: %s%s\n", key, where(v, w, sizeof(w)), why(v, y, sizeof(y)));
-			fflush(stdout);
-			json_object_put(last);
-			last = json_object_get(v);
-		}
-		if (done) {
-			rc = EXIT_OK;
-			goto out;
-		}
-		/* Started again elsewhere, with a new epoch: this move is over. */
-		if (running && geti(v, "epoch") != geti(v0, "epoch")) {
-			fprintf(stderr, PROG ": %s did not move to node %" PRId64 ": it is %s%s\n", key, to,
-				where(v, w, sizeof(w)), why(v, y, sizeof(y)));
-			goto out;
-		}
-		if (seconds_since(t0) >= wait_s) {
-			fprintf(stderr, PROG ": %s is not running on node %" PRId64 " after %g s: it is %s%s\n", key, to,
-				wait_s, where(v, w, sizeof(w)), why(v, y, sizeof(y)));
-			goto out;
-		}
-		pause_poll();
+	if (!same_place(v, last) || done) {
+		if (w->json)
+			print_json(v);
+		else if (running)
+			printf("%s: %s (%.1f s)\n", w->key, where(v, place, sizeof(place)), elapsed_s(f->t0));
+		else if (moving(v))
+			printf("%s: %s\n", w->key, where(v, place, sizeof(place)));
+		else
+			printf("%s: %s%s\n", w->key, where(v, place, sizeof(place)), why(v, reason, sizeof(reason)));
+		fflush(stdout);
 	}
-out:
-	json_object_put(last);
-	json_object_put(state);
-	return rc;
+	if (done)
+		return 1;
+	/* Started again elsewhere, with a new epoch: this move is over. */
+	if (running && geti(v, "epoch") != geti(w->before, "epoch")) {
+		fprintf(stderr, PROG ": %s did not move to node %" PRId64 ": it is %s%s\n", w->key, w->to,
+			where(v, place, sizeof(place)), why(v, reason, sizeof(reason)));
+		return -ECANCELED;
+	}
+	snprintf(f->now, sizeof(f->now), "it is %s%s", where(v, place, sizeof(place)),
+		 why(v, reason, sizeof(reason)));
+	return 0;
 }
 
 /* The member nodes whose access to the volume is not yet what redirected
@@ -274,37 +227,27 @@ static size_t pending_nodes(struct json_object *state, struct json_object *v, bo
 	return n;
 }
 
-static int follow_redirect(struct rmd_conn *r, const struct ctl_args *a, const char *key, bool on, uint64_t t0)
+/* One state of a redirect: the nodes still pending on stdout when they
+ * change; over once the mode and every member node's access follow. */
+static int redirect_step(struct follow *f, struct json_object *prev, struct json_object *state)
 {
-	double wait_s = a->wait_s >= 0 ? a->wait_s : REDIRECT_WAIT_S;
-	struct json_object *state = NULL, *v;
-	char pending[1024], shown[1024] = "";
-	int rc = EXIT_FAIL;
+	struct volume_wait *w = f->data;
+	struct json_object *v = followed_volume(state, w->key);
 
-	for (;;) {
-		if (refresh(r, key, &state, &v) < 0)
-			goto out;
-		if (!pending_nodes(state, v, on, pending, sizeof(pending))) {
-			printf("%s: %s on every node (%.1f s)\n", key,
-			       on ? "file-system redirected" : "redirected mode off", seconds_since(t0));
-			rc = EXIT_OK;
-			goto out;
-		}
-		if (seconds_since(t0) >= wait_s) {
-			fprintf(stderr, PROG ": %s: redirected mode %s: still pending after %g s: %s\n", key,
-				on ? "on" : "off", wait_s, pending);
-			goto out;
-		}
-		if (strcmp(pending, shown) != 0) {
-			printf("%s: waiting for %s\n", key, pending);
-			fflush(stdout);
-			snprintf(shown, sizeof(shown), "%s", pending);
-		}
-		pause_poll();
+	if (!v)
+		return -ENOENT;
+	if (!pending_nodes(state, v, w->on, f->now, sizeof(f->now))) {
+		printf("%s: %s on every node (%.1f s)\n", w->key,
+		       w->on ? "file-system redirected" : "redirected mode off", elapsed_s(f->t0));
+		return 1;
 	}
-out:
-	json_object_put(state);
-	return rc;
+	/* Once the time is up, the nodes pending are said by follow() alone. */
+	if (elapsed_s(f->t0) < f->wait_s && strcmp(f->now, w->shown) != 0) {
+		printf("%s: waiting for %s\n", w->key, f->now);
+		fflush(stdout);
+		snprintf(w->shown, sizeof(w->shown), "%s", f->now);
+	}
+	return 0;
 }
 
 /* ---- commands ---------------------------------------------------------------------- */
@@ -313,7 +256,7 @@ static int volume_list(const struct ctl_args *a)
 {
 	struct rmd_conn r;
 	struct json_object *s = NULL;
-	int rc = check_usage(a, "volume list", ALLOW_JSON, 2, "");
+	int rc = check_words(a, "volume list", 2, "");
 	if (rc)
 		return rc;
 	if (rmd_conn_open(&r, a->rmd_name) < 0)
@@ -342,7 +285,7 @@ static int volume_state(const struct ctl_args *a)
 {
 	struct rmd_conn r;
 	struct json_object *s = NULL, *v;
-	int rc = check_usage(a, "volume state", ALLOW_JSON, 3, "a VOLUME");
+	int rc = check_words(a, "volume state", 3, "a VOLUME");
 	if (rc)
 		return rc;
 	if (rmd_conn_open(&r, a->rmd_name) < 0)
@@ -361,62 +304,81 @@ out:
 	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
 }
 
-static int volume_move(const struct ctl_args *a)
+/* Sends a move (to node w->to) or a redirect (w->on) of the volume w->key,
+ * then follows it with f->step unless --wait 0. The reply is said as for a
+ * request that does not wait: with --json (volume move) it is the first of
+ * the JSON lines, before each new place of the volume. */
+static int volume_change(const struct ctl_args *a, struct rmd_conn *r, int32_t req, const char *what,
+			 struct follow *f)
 {
-	struct rmd_conn r;
-	struct json_object *s = NULL, *v, *body = NULL, *reply = NULL;
-	char what[512];
-	const char *key;
-	int64_t to;
-	int rc = check_usage(a, "volume move", ALLOW_JSON | ALLOW_TO | ALLOW_WAIT, 3, "a VOLUME");
-	if (rc)
-		return rc;
-	if (!a->to)
-		return usage_error("'volume move' needs --to NODE");
-	if (rmd_conn_open(&r, a->rmd_name) < 0)
-		return EXIT_FAIL;
-	rc = EXIT_FAIL;
-	if (rmd_conn_state(&r, &s) < 0 || state_find_volume(s, a->words[2], &v) < 0 || state_find_node(s, a->to, &to) < 0)
-		goto out;
-	key = volume_key(v); /* in s, which lives until the end */
-	snprintf(what, sizeof(what), "move %s to node %" PRId64, key, to);
-	body = json_object_new_object();
-	if (!body || json_object_object_add(body, "volume", json_object_new_string(key)) < 0 ||
-	    json_object_object_add(body, "to", json_object_new_int64(to)) < 0) {
+	struct volume_wait *w = f->data;
+	struct json_object *body = json_object_new_object();
+	int rc = EXIT_FAIL;
+
+	if (!body || !body_add(body, "volume", json_object_new_string(w->key)) ||
+	    !(req == CSVR_REQ_MOVE ? body_add(body, "to", json_object_new_int64(w->to))
+				   : body_add(body, "on", json_object_new_boolean(w->on)))) {
 		fprintf(stderr, PROG ": no memory\n");
 		goto out;
 	}
-	uint64_t t0 = monotonic_ns();
-	if (rmd_conn_request(&r, CSVR_REQ_MOVE, body, what, &reply) < 0)
+	f->r = r;
+	f->t0 = monotonic_ns();
+	if (request_say(r, a, req, body, what, false) != EXIT_OK)
 		goto out;
-	if (a->json)
-		print_json(reply);
-	else if (gets(reply, "message", "")[0])
-		printf("%s\n", gets(reply, "message", ""));
-	fflush(stdout);
-	rc = a->wait_s == 0 ? EXIT_OK : follow_move(&r, a, key, to, v, t0);
+	rc = a->wait_s == 0 || follow(f) == 0 ? EXIT_OK : EXIT_FAIL;
 out:
-	json_object_put(reply);
+	json_object_put(f->state);
 	json_object_put(body);
+	return rc;
+}
+
+/* volume move VOLUME --to NODE [--wait S] [--json] */
+static int volume_move(const struct ctl_args *a)
+{
+	struct volume_wait w = { .json = a->json };
+	struct follow f = { .step = move_step, .data = &w, .wait_s = a->wait_s >= 0 ? a->wait_s : MOVE_WAIT_S };
+	struct rmd_conn r;
+	struct json_object *s = NULL;
+	char what[512], goal[512];
+	int rc = check_words(a, "volume move", 3, "a VOLUME");
+	if (rc)
+		return rc;
+	if (!a->to)
+		return usage_error("%s", "'volume move' needs --to NODE");
+	if (rmd_conn_open(&r, a->rmd_name) < 0)
+		return EXIT_FAIL;
+	rc = EXIT_FAIL;
+	if (rmd_conn_state(&r, &s) < 0 || state_find_volume(s, a->words[2], &w.before) < 0 ||
+	    state_find_node(s, a->to, &w.to) < 0)
+		goto out;
+	w.key = volume_key(w.before); /* in s, which lives until the end */
+	snprintf(what, sizeof(what), "move %s to node %" PRId64, w.key, w.to);
+	snprintf(goal, sizeof(goal), "%s is not running on node %" PRId64, w.key, w.to);
+	f.goal = goal;
+	rc = volume_change(a, &r, CSVR_REQ_MOVE, what, &f);
+out:
 	json_object_put(s);
 	rmd_conn_close(&r);
 	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
 }
 
+/* volume redirect VOLUME on|off [--wait S] */
 static int volume_redirect(const struct ctl_args *a)
 {
+	struct volume_wait w = { 0 };
+	struct follow f = { .step = redirect_step,
+			    .data = &w,
+			    .wait_s = a->wait_s >= 0 ? a->wait_s : REDIRECT_WAIT_S };
 	struct rmd_conn r;
-	struct json_object *s = NULL, *v, *body = NULL, *reply = NULL;
-	char what[512];
-	const char *key;
-	bool on;
-	int rc = check_usage(a, "volume redirect", ALLOW_WAIT, 4, a->nwords < 3 ? "a VOLUME and on or off" : "on or off");
+	struct json_object *s = NULL, *v;
+	char what[512], goal[512];
+	int rc = check_words(a, "volume redirect", 4, a->nwords < 3 ? "a VOLUME and on or off" : "on or off");
 	if (rc)
 		return rc;
 	if (strcmp(a->words[3], "on") == 0)
-		on = true;
+		w.on = true;
 	else if (strcmp(a->words[3], "off") == 0)
-		on = false;
+		w.on = false;
 	else
 		return usage_error("'volume redirect' takes on or off, not '%s'", a->words[3]);
 	if (rmd_conn_open(&r, a->rmd_name) < 0)
@@ -424,24 +386,12 @@ static int volume_redirect(const struct ctl_args *a)
 	rc = EXIT_FAIL;
 	if (rmd_conn_state(&r, &s) < 0 || state_find_volume(s, a->words[2], &v) < 0)
 		goto out;
-	key = volume_key(v); /* in s, which lives until the end */
-	snprintf(what, sizeof(what), "turn redirected mode of %s %s", key, on ? "on" : "off");
-	body = json_object_new_object();
-	if (!body || json_object_object_add(body, "volume", json_object_new_string(key)) < 0 ||
-	    json_object_object_add(body, "on", json_object_new_boolean(on)) < 0) {
-		fprintf(stderr, PROG ": no memory\n");
-		goto out;
-	}
-	uint64_t t0 = monotonic_ns();
-	if (rmd_conn_request(&r, CSVR_REQ_REDIRECT, body, what, &reply) < 0)
-		goto out;
-	if (gets(reply, "message", "")[0])
-		printf("%s\n", gets(reply, "message", ""));
-	fflush(stdout);
-	rc = a->wait_s == 0 ? EXIT_OK : follow_redirect(&r, a, key, on, t0);
+	w.key = volume_key(v); /* in s, which lives until the end */
+	snprintf(what, sizeof(what), "turn redirected mode of %s %s", w.key, w.on ? "on" : "off");
+	snprintf(goal, sizeof(goal), "%s: redirected mode %s: still pending", w.key, w.on ? "on" : "off");
+	f.goal = goal;
+	rc = volume_change(a, &r, CSVR_REQ_REDIRECT, what, &f);
 out:
-	json_object_put(reply);
-	json_object_put(body);
 	json_object_put(s);
 	rmd_conn_close(&r);
 	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
