@@ -34,7 +34,7 @@ void daemon_log_setup(const char *prog, bool foreground)
 	if (foreground) {
 		qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
 		qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_INFO);
-		snprintf(fmt, sizeof(fmt), "%s[%%P]: %%p: %%b", prog);
+		snprintf(fmt, sizeof(fmt), "%%T %s[%%P]: %%p: %%b", prog);
 		qb_log_format_set(QB_LOG_STDERR, fmt);
 		qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_TRUE);
 	}

@@ -15,7 +15,10 @@
  *
  * VM requests name the VM by "vm"; a node is named by its id ("to",
  * "node"). Those that change the state return at once, once the change is
- * agreed in the group; csvctl follows the state to show the progress. */
+ * sent to the group (-EAGAIN when this node is not quorate, -EIO when the
+ * group cannot be reached); csvctl follows the state to show the
+ * progress. A caller who may not make a request gets -EPERM, also for a
+ * VM or a request that does not exist. */
 #pragma once
 
 #define CSVR_IPC_DEFAULT_NAME "csv-rmd"
@@ -28,7 +31,7 @@ enum {
 	 *  "nodes": [{"id": N, "name": "...", "address": "..."|null,
 	 *             "member": bool (csv-rmd of the node is in the group),
 	 *             "quorate": bool, "fence": "none"|"pending"|"fenced",
-	 *             "admin": "active"|"paused",
+	 *             "admin": "active"|"draining"|"paused",
 	 *             "roles": ["VOLUME", ...]}],
 	 *  "volumes": [{"name": "...", "uuid": "..."|null, "port": N,
 	 *               "holder": N|null, "phase": PHASE, "reason": "...",
@@ -41,8 +44,9 @@ enum {
 	 *  "vms": [VM...],
 	 *  "client": {"uid": N, "gid": N, "may_change": bool}}
 	 * A node also has "vm_memory_mb" (what VMs may use on it),
-	 * "vm_memory_used_mb", "cpus", "vms": ["NAME", ...] (the VMs it runs)
-	 * and "admin": "active"|"draining"|"paused".
+	 * "vm_memory_used_mb", "cpus" and "vms": ["NAME", ...] (the VMs that
+	 * have a QEMU there: running, starting, stopping, waiting for its
+	 * fence, or migrating from or to it).
 	 * VM: {"name", "want": "running"|"stopped", "phase": VMPHASE,
 	 *      "node": N|null (where it runs, starts, stops or migrates from),
 	 *      "target": N|null (where it migrates to, or is asked to move),
@@ -51,11 +55,15 @@ enum {
 	 *      "preferred_nodes": [N...], "anti_affinity": "CLASS"|null,
 	 *      "anti_affinity_hard": bool, "failback": "never"|"immediate"|"HH-HH",
 	 *      "restart": {"max": N, "period_s": N, "expire_s": N},
-	 *      "failures": [{"node": N, "time": UNIX_MS}...] (not yet expired),
+	 *      "failures": [{"node": N, "time": UNIX_MS}...] (the last ones;
+	 *                   expired ones go when the next is added),
 	 *      "operators": ["GROUP"...], "return_to": N|null (drained from),
 	 *      "starts": N, "migrations": N,
 	 *      "last_migration": {"from", "to", "kind", "result", "total_ms",
-	 *                         "downtime_ms"}|null}
+	 *                         "downtime_ms"}|null,
+	 *      "default_migration": "live"|"quick", "cpu_compat": bool,
+	 *      and the fields of its saved form (csv-rmd(8), FILES): "quick",
+	 *      "force", "port", "saved", "live_failed", "mig_start_ms", "gen"}
 	 * VMPHASE: "stopped" (it runs nowhere; with want "running", reason says
 	 * why it is not placed), "starting", "running", "stopping",
 	 * "migrating", "waiting-fence" (its node was lost: it may not start
@@ -87,22 +95,30 @@ enum {
 	/* {"definition": {...} (lib/vmagent-ipc.h), "start": bool} ->
 	 * {"message"}: the local csv-vmagent checks the definition and writes
 	 * it on the shared volume, then the VM joins the state (stopped, or
-	 * started when "start"). Admin only. -EEXIST: a VM of that name;
-	 * -EINVAL: a bad definition (the error names the field). */
+	 * started when "start"). An existing definition file of that name
+	 * that the state does not know is replaced. Admin only. -EEXIST: a VM
+	 * of that name; -EINVAL: a bad definition (the error names the
+	 * field); -ENOSPC: the state holds its most VMs; csv-vmagent's errors
+	 * (lib/vmagent-ipc.h, DEFINE). */
 	CSVR_REQ_VM_CREATE = 5,
 	/* {"vm"} -> {"message"}: a stopped VM leaves the state and its
-	 * definition is removed. Admin only. -EBUSY: it is not stopped. */
+	 * definition is removed. Admin only. -EBUSY: it is not stopped, or it
+	 * is wanted running. */
 	CSVR_REQ_VM_REMOVE = 6,
 	/* {"vm", "to": N (optional)} -> {"message"}: the VM should run (on
-	 * node N when given). */
+	 * node N when given). -ENOENT: no such VM or node; -EINVAL: it runs
+	 * on another node than N (VM_MIGRATE moves it), or node N cannot take
+	 * it (the error says why). */
 	CSVR_REQ_VM_START = 7,
 	/* {"vm", "force": bool} -> {"message"}: the VM should be stopped
 	 * (ACPI shutdown, power off after its timeout; at once with force). */
 	CSVR_REQ_VM_STOP = 8,
 	/* {"vm", "to": N, "kind": "live"|"quick" (default: the VM's
 	 * "migration")} -> {"message"}: migrates the running VM to node N.
-	 * -EINVAL: it does not run, or node N cannot take it (the error says
-	 * why: not a member, paused, memory, anti-affinity, a CPU feature). */
+	 * -EINVAL: it does not run, it runs on N already, "kind" is neither,
+	 * or node N cannot take it (the error says why: not a member, no
+	 * csv-rmd, fenced, draining or paused, memory, anti-affinity, the
+	 * restart policy, a CPU feature). */
 	CSVR_REQ_VM_MIGRATE = 9,
 	/* {"node": N} -> {"message"}: maintenance: the node's VMs migrate away
 	 * in priority order (live, quick where live is not possible), its
@@ -114,10 +130,12 @@ enum {
 	CSVR_REQ_NODE_RESUME = 11,
 	/* {"vm", "op": "add"|"remove", "file", "format", "id"} -> csv-vmagent's
 	 * answer on the node that runs the VM (DISK_ADD, DISK_REMOVE). Admin
-	 * only. -EINVAL: the VM does not run. */
+	 * only. -EINVAL: the VM does not run, or "op" is neither; -EREMOTE: it
+	 * runs on another node (the error names it: ask csv-rmd there). */
 	CSVR_REQ_VM_DISK = 12,
 	/* {"vm", "op": "take"|"list"|"apply"|"delete", "checkpoint": NAME} ->
-	 * csv-vmagent's answer on the node that runs the VM (CHECKPOINT). */
+	 * csv-vmagent's answer on the node that runs the VM (CHECKPOINT), with
+	 * VM_DISK's errors. */
 	CSVR_REQ_VM_CHECKPOINT = 13,
 };
 

@@ -411,6 +411,10 @@ static void vm_remove(struct rmd *d, qb_ipcs_connection_t *c, struct json_object
 				r_vm_phase_str(v->phase), v->want ? " and wanted running" : "");
 		return;
 	}
+	if (!rmd_quorate(d)) {
+		ipc_reply_error(c, CSVR_RES_VM_REMOVE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
+		return;
+	}
 	struct json_object *b = json_object_new_object();
 	add(b, "name", json_object_new_string(v->name));
 	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_UNDEFINE, b, 5000, &error, &reply,

@@ -25,6 +25,7 @@
 #define R_VM_MAX_OPERATORS 8
 #define R_VM_MAX_FAILURES 16
 #define R_GROUP_NAME_MAX 33
+#define R_VM_SECONDS_MAX 604800  /* a week: the longest restart period or expiry */
 
 enum r_phase { R_UNPLACED, R_STARTING, R_RUNNING, R_STOPPING, R_WAITING_FENCE };
 

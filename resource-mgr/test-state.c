@@ -12,10 +12,12 @@
 #include <string.h>
 
 #include "state.h"
-
-static const uint64_t NOW = 1000000;
+#include "test-rmd.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
+
+/* node(), lose(), assert_has(), from_text(), assert_rejected() and
+ * ADD_CASE() are in test-rmd.h, shared with test-vm-state.c. */
 
 /* A state of n unplaced volumes "vol1".."volN", each with a UUID and a
  * port, as the nodes' hellos add them. */
@@ -48,34 +50,11 @@ static void facts_all_ok(struct r_facts *f, unsigned nnodes, unsigned nvolumes)
 	}
 }
 
-static struct r_node_facts *node(struct r_facts *f, uint32_t id)
-{
-	for (uint32_t i = 0; i < f->nnodes; i++)
-		if (f->nodes[i].id == id)
-			return &f->nodes[i];
-	ck_abort_msg("node %u is not in the facts", id);
-	return NULL;
-}
-
-/* Node id crashes or is cut off: it leaves the csv-rmd group and the
- * membership; csv-quorumd has not judged it yet. */
-static void lose(struct r_facts *f, uint32_t id)
-{
-	struct r_node_facts *n = node(f, id);
-	n->rmd = n->member = false;
-	n->fence = R_FENCE_NONE;
-}
-
 static struct r_volume *vol(struct r_state *s, const char *name)
 {
 	struct r_volume *v = r_volume_find(s, name);
 	ck_assert_msg(v != NULL, "volume %s is not in the state", name);
 	return v;
-}
-
-static void assert_has(const char *text, const char *word)
-{
-	ck_assert_msg(strstr(text, word) != NULL, "\"%s\" does not say \"%s\"", text, word);
 }
 
 static void assert_volume(struct r_state *s, const char *name, uint32_t holder, enum r_phase phase)
@@ -174,16 +153,6 @@ static void make_full_state(struct r_state *s)
 	s->nodes[1] = (struct r_node){ .id = 3, .admin = R_PAUSED };
 }
 
-/* o's JSON text read back, as from the saved state or a hello. */
-static int from_text(struct json_object *o, struct r_state *s, char *err, size_t len)
-{
-	struct json_object *back = json_tokener_parse(json_object_to_json_string(o));
-	ck_assert_ptr_nonnull(back);
-	int r = r_state_from_json(back, s, err, len);
-	json_object_put(back);
-	return r;
-}
-
 START_TEST(test_json_round_trip)
 {
 	struct r_state s, t;
@@ -271,16 +240,6 @@ static struct json_object *volume_json(struct json_object *o, size_t k)
 static struct json_object *node_json(struct json_object *o, size_t i)
 {
 	return json_object_array_get_idx(array_of(o, "nodes"), i);
-}
-
-/* o (consumed) is refused with -EINVAL and a message that says word. */
-static void assert_rejected(struct json_object *o, const char *word)
-{
-	struct r_state s;
-	char err[256] = "";
-	ck_assert_int_eq(r_state_from_json(o, &s, err, sizeof(err)), -EINVAL);
-	assert_has(err, word);
-	json_object_put(o);
 }
 
 START_TEST(test_json_not_object)
@@ -1381,21 +1340,6 @@ START_TEST(test_redirect)
 END_TEST
 
 /* ---- the suite ------------------------------------------------------------------ */
-
-static void add_case(Suite *s, const char *name, const TTest **tests, size_t n)
-{
-	TCase *tc = tcase_create(name);
-	tcase_set_timeout(tc, 10);
-	for (size_t i = 0; i < n; i++)
-		tcase_add_test(tc, tests[i]);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_CASE(s, name, ...)                                                                                 \
-	do {                                                                                                   \
-		const TTest *t_[] = { __VA_ARGS__ };                                              \
-		add_case(s, name, t_, sizeof(t_) / sizeof(t_[0]));                                             \
-	} while (0)
 
 static Suite *state_suite(void)
 {

@@ -13,16 +13,14 @@
 #include <string.h>
 
 #include "state.h"
+#include "test-rmd.h"
 
-static const uint64_t NOW = 1000000;
 static const uint64_t WALL = 1700000000000ull;  /* ms since the epoch */
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static void assert_has(const char *text, const char *word)
-{
-	ck_assert_msg(strstr(text, word) != NULL, "\"%s\" does not say \"%s\"", text, word);
-}
+/* node(), lose(), assert_has(), from_text(), assert_rejected() and
+ * ADD_CASE() are in test-rmd.h, shared with test-state.c. */
 
 /* The VM of definition json, which must be good. */
 static struct r_vm vm_def(const char *json)
@@ -64,23 +62,6 @@ static void facts_vms(struct r_facts *f, unsigned nnodes, uint32_t memory_mb)
 		n->vm_memory_mb = memory_mb;
 		n->cpus = 8;
 	}
-}
-
-static struct r_node_facts *node(struct r_facts *f, uint32_t id)
-{
-	for (uint32_t i = 0; i < f->nnodes; i++)
-		if (f->nodes[i].id == id)
-			return &f->nodes[i];
-	ck_abort_msg("node %u is not in the facts", id);
-	return NULL;
-}
-
-/* Node id crashes or is cut off; csv-quorumd has not judged it yet. */
-static void lose(struct r_facts *f, uint32_t id)
-{
-	struct r_node_facts *n = node(f, id);
-	n->rmd = n->member = false;
-	n->fence = R_FENCE_NONE;
 }
 
 static struct r_vm *vm(struct r_state *s, const char *name)
@@ -130,7 +111,9 @@ static void assert_vm_safe(const struct r_vm *before, const struct r_vm *after, 
 		if (!among(b, nb, a[i]))
 			ck_assert_msg(before->phase == R_VM_STOPPED ||
 					      (before->phase == R_VM_RUNNING && after->phase == R_VM_MIGRATING &&
-					       after->node == before->node),
+					       after->node == before->node) ||
+					      (before->phase == R_VM_WAITING_FENCE && r_facts_node(f, before->node) &&
+					       r_facts_node(f, before->node)->fence == R_FENCED),
 				      "VM %s got node %u (%s) while %s on node %u", before->name, a[i],
 				      r_vm_phase_str(after->phase), r_vm_phase_str(before->phase), before->node);
 	for (unsigned i = 0; i < nb; i++)
@@ -276,8 +259,10 @@ START_TEST(test_def_all_fields)
 	ck_assert(!v.anti_hard);
 	ck_assert(!v.prefer_quick);
 	ck_assert_str_eq(v.failback, "immediate");
+	/* A "restart" given without a period or an expiry: an hour, never. */
 	ck_assert_uint_eq(v.restart_max, 0);
-	ck_assert_uint_eq(v.restart_period_s, 900);
+	ck_assert_uint_eq(v.restart_period_s, 3600);
+	ck_assert_uint_eq(v.failure_expire_s, 0);
 }
 END_TEST
 
@@ -461,16 +446,6 @@ static void assert_vm_same(const struct r_vm *a, const struct r_vm *b)
 	}
 }
 
-/* o's JSON text read back, as from the saved state or a hello. */
-static int from_text(struct json_object *o, struct r_state *s, char *err, size_t len)
-{
-	struct json_object *back = json_tokener_parse(json_object_to_json_string(o));
-	ck_assert_ptr_nonnull(back);
-	int r = r_state_from_json(back, s, err, len);
-	json_object_put(back);
-	return r;
-}
-
 START_TEST(test_json_vms_round_trip)
 {
 	/* Every VM, in every phase and with its history, comes back. */
@@ -515,16 +490,6 @@ static struct json_object *vm_json_of(struct json_object *o, size_t i)
 	struct json_object *a = NULL;
 	ck_assert(json_object_object_get_ex(o, "vms", &a));
 	return json_object_array_get_idx(a, i);
-}
-
-/* o (consumed) is refused with -EINVAL and a message that says word. */
-static void assert_rejected(struct json_object *o, const char *word)
-{
-	struct r_state s;
-	char err[256] = "";
-	ck_assert_int_eq(r_state_from_json(o, &s, err, sizeof(err)), -EINVAL);
-	assert_has(err, word);
-	json_object_put(o);
 }
 
 static struct json_object *good_json(void)
@@ -925,10 +890,10 @@ START_TEST(test_lost_waits_for_fence)
 	assert_vm(&s, "vm1", R_VM_WAITING_FENCE, 1);
 	ck_assert(r_vm_on(vm(&s, "vm1"), 1));
 
+	/* Fenced: started on a survivor in the same decision. */
 	node(&f, 1)->fence = R_FENCED;
-	expect_step(&s, &f, "vm1", R_VM_STOPPED, 0, &d);
-	assert_has(d.reason, "fenced");
 	expect_step(&s, &f, "vm1", R_VM_STARTING, 2, &d);
+	assert_has(d.reason, "fenced");
 	ck_assert(!report(&s, &f, 1, "vm1", R_VM_REP_RUNNING));  /* node 1's late word */
 	ck_assert(report(&s, &f, 2, "vm1", R_VM_REP_RUNNING));
 	assert_vm(&s, "vm1", R_VM_RUNNING, 2);
@@ -1189,6 +1154,57 @@ START_TEST(test_migrate_failed)
 	ck_assert(!r_vm_on(v, 2));
 	ck_assert_uint_eq(settle(&s, &f), 0);
 	ck_assert(!r_apply_vm_report(&s, 1, "vm1", R_VM_REP_MIGRATE_FAILED, &info));
+}
+END_TEST
+
+START_TEST(test_cpu_common)
+{
+	/* The flags every node has, in the order of the first node's. */
+	const char *lists[] = { "fpu sse4_1 avx2 aes", "aes fpu avx2", "avx2 fpu aes sse4_1" };
+	char buf[64];
+	r_cpu_common(lists, 3, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "fpu avx2 aes");
+	r_cpu_common(lists, 1, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "fpu sse4_1 avx2 aes");
+	r_cpu_common(lists, 0, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "");
+	r_cpu_common(lists, 3, buf, 8);  /* the whole words that fit: a subset */
+	ck_assert_str_eq(buf, "fpu aes");
+}
+END_TEST
+
+START_TEST(test_migrate_cpu)
+{
+	/* A VM may migrate only to a node with every CPU flag of its node,
+	 * unless cpu_compat limits it to the cluster's common set. */
+	struct r_state s;
+	struct r_facts f;
+	struct r_decision d;
+	char why[300];
+	memset(&s, 0, sizeof(s));
+	facts_vms(&f, 3, 8192);
+	node(&f, 1)->cpu_flags = "fpu sse4_1 avx2";
+	node(&f, 2)->cpu_flags = "fpu sse4_1";
+	node(&f, 3)->cpu_flags = "avx2 sse4_1 fpu aes";
+	add_vm(&s, "vm1", 1024, "", false);
+	add_vm(&s, "vm2", 1024, ", \"cpu_compat\": true", false);
+	run_on(&s, &f, "vm1", 1);
+	run_on(&s, &f, "vm2", 1);
+	ck_assert(!r_vm_eligible(&s, &f, 0, 2, why, sizeof(why)));
+	assert_has(why, "lacks CPU feature(s) avx2 that vm1 uses");
+	ck_assert(r_vm_eligible(&s, &f, 0, 3, why, sizeof(why)));
+	ck_assert(r_vm_eligible(&s, &f, 1, 2, why, sizeof(why)));
+	ck_assert(r_apply_vm_migrate(&s, "vm1", 2, false));
+	expect_step(&s, &f, "vm1", R_VM_RUNNING, 1, &d);
+	assert_has(d.reason, "avx2");
+	ck_assert(r_apply_vm_migrate(&s, "vm2", 2, false));
+	expect_step(&s, &f, "vm2", R_VM_MIGRATING, 1, &d);
+	ck_assert_uint_eq(d.target, 2);
+	/* A stopped VM starts anywhere: it takes the node's CPU. */
+	ck_assert(r_apply_vm_want(&s, "vm1", false, 0, false));
+	expect_step(&s, &f, "vm1", R_VM_STOPPING, 1, &d);
+	ck_assert(report(&s, &f, 1, "vm1", R_VM_REP_STOPPED));
+	ck_assert(r_vm_eligible(&s, &f, 0, 2, why, sizeof(why)));
 }
 END_TEST
 
@@ -1625,21 +1641,6 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------------------------- */
 
-static void add_case(Suite *s, const char *name, const TTest **tests, size_t n)
-{
-	TCase *tc = tcase_create(name);
-	tcase_set_timeout(tc, 10);
-	for (size_t i = 0; i < n; i++)
-		tcase_add_test(tc, tests[i]);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_CASE(s, name, ...)                                                                                 \
-	do {                                                                                                   \
-		const TTest *t_[] = { __VA_ARGS__ };                                                           \
-		add_case(s, name, t_, sizeof(t_) / sizeof(t_[0]));                                             \
-	} while (0)
-
 static Suite *vm_state_suite(void)
 {
 	Suite *s = suite_create("rmd-vm-state");
@@ -1653,7 +1654,7 @@ static Suite *vm_state_suite(void)
 		 test_lost_source_migration_lands, test_lost_source_target_keeps_memory,
 		 test_lost_source_fenced_before_target_reports);
 	ADD_CASE(s, "migration", test_migrate_live, test_migrate_live_target_reports, test_migrate_failed,
-		 test_migrate_refused, test_migrate_quick, test_migrate_quick_done);
+		 test_migrate_refused, test_migrate_quick, test_migrate_quick_done, test_cpu_common, test_migrate_cpu);
 	ADD_CASE(s, "drain", test_drain_one_at_a_time, test_drain_quick, test_drain_after_live_failed,
 		 test_drain_holds_volume, test_drain_idempotent, test_resume_no_failback, test_resume_failback,
 		 test_resume_failback_quick, test_paused_no_new_vm);

@@ -182,11 +182,15 @@ static int placement_from_definition(struct json_object *def, struct r_vm *v, ch
 		v->anti_hard = hard && json_object_get_boolean(hard);
 	}
 	if ((x = r_json_get(def, "restart"))) {
+		/* Given, its period is an hour and its failures never expire
+		 * unless it says otherwise (as csv-vmagent reads it). */
+		v->restart_period_s = 3600;
+		v->failure_expire_s = 0;
 		if (!json_object_is_type(x, json_type_object) || !opt_uint(x, "max", 0, 100, &v->restart_max) ||
-		    !opt_uint(x, "period_s", 1, 86400 * 30, &v->restart_period_s) ||
-		    !opt_uint(x, "expire_s", 1, 86400 * 30, &v->failure_expire_s))
-			return snprintf(err, errlen, "\"restart\" is not {\"max\": 0..100, \"period_s\": S, "
-					"\"expire_s\": S}"), -EINVAL;
+		    !opt_uint(x, "period_s", 1, R_VM_SECONDS_MAX, &v->restart_period_s) ||
+		    !opt_uint(x, "expire_s", 0, R_VM_SECONDS_MAX, &v->failure_expire_s))
+			return snprintf(err, errlen, "\"restart\" is not {\"max\": 0..100, \"period_s\": 1..%d, "
+					"\"expire_s\": 0..%d (0: never)}", R_VM_SECONDS_MAX, R_VM_SECONDS_MAX), -EINVAL;
 	}
 	if ((x = r_json_get(def, "failback")) &&
 	    (!r_json_strcpy(def, "failback", v->failback, sizeof(v->failback)) || !failback_ok(v->failback)))
@@ -247,12 +251,19 @@ int r_vm_from_definition(struct json_object *def, struct r_vm *ret, char *err, s
 
 /* ---- placement -------------------------------------------------------------- */
 
+/* Whether a failure of v at t_ms has expired at now_ms (expire_s 0:
+ * never). */
+static bool expired(const struct r_vm *v, uint64_t t_ms, uint64_t now_ms)
+{
+	return v->failure_expire_s && now_ms - t_ms >= (uint64_t)v->failure_expire_s * 1000u;
+}
+
 /* The failures of v on node that count against it now: those younger than
- * the restart period and than the expiry. */
+ * the restart period, and not expired. */
 static unsigned recent_failures(const struct r_vm *v, uint32_t node, uint64_t now_ms)
 {
-	uint64_t window = (uint64_t)(v->restart_period_s < v->failure_expire_s ? v->restart_period_s :
-				     v->failure_expire_s) * 1000u;
+	uint64_t window = (uint64_t)(v->failure_expire_s && v->failure_expire_s < v->restart_period_s ?
+				     v->failure_expire_s : v->restart_period_s) * 1000u;
 	unsigned n = 0;
 	for (uint32_t i = 0; i < v->nfailures; i++)
 		n += v->failures[i].node == node && now_ms - v->failures[i].time_ms < window;
@@ -371,11 +382,10 @@ static uint32_t preference(const struct r_vm *v, uint32_t node)
 /* The node whose failure of v is the latest and still counts; 0 none. */
 static uint32_t last_failed_node(const struct r_vm *v, uint64_t now_ms)
 {
-	uint64_t expire = (uint64_t)v->failure_expire_s * 1000u;
 	uint32_t node = 0;
 	uint64_t t = 0;
 	for (uint32_t i = 0; i < v->nfailures; i++)
-		if (now_ms - v->failures[i].time_ms < expire && v->failures[i].time_ms >= t) {
+		if (!expired(v, v->failures[i].time_ms, now_ms) && v->failures[i].time_ms >= t) {
 			t = v->failures[i].time_ms;
 			node = v->failures[i].node;
 		}
@@ -483,6 +493,10 @@ static uint32_t failback_target(const struct r_state *s, const struct r_facts *f
 	uint32_t here = preference(v, v->node);
 	if (!v->npreferred || !failback_now(v, f->hour))
 		return 0;
+	/* A failback that failed is not tried again on its own: the
+	 * operator migrates it, or a later failover makes a new start. */
+	if (v->have_last_mig && !v->last_mig.ok && preference(v, v->last_mig.to) < here)
+		return 0;
 	for (uint32_t p = 0; p < here; p++)
 		if (r_vm_eligible(s, f, i, v->preferred[p], NULL, 0))
 			return v->preferred[p];
@@ -530,9 +544,10 @@ static bool plan_running(const struct r_state *s, const struct r_facts *f, unsig
 		return decide_vm(d, s, v, R_VM_RUNNING, v->node, 0, false, v->reason);
 	uint32_t back = failback_target(s, f, i);
 	if (back) {
+		bool quick = v->prefer_quick || v->live_failed;
 		snprintf(why, sizeof(why), "failback to its preferred node %u: %s migration", back,
-			 v->prefer_quick ? "quick" : "live");
-		return decide_vm(d, s, v, R_VM_MIGRATING, v->node, back, v->prefer_quick, why);
+			 quick ? "quick" : "live");
+		return decide_vm(d, s, v, R_VM_MIGRATING, v->node, back, quick, why);
 	}
 	return false;
 }
@@ -588,6 +603,14 @@ static bool plan_vm(const struct r_state *s, const struct r_facts *f, unsigned i
 			return decide_vm(d, s, v, R_VM_STARTING, v->target, 0, false, why);
 		}
 		if (h && h->fence == R_FENCED) {
+			/* Started elsewhere at once when it should run: one
+			 * decision less between the fence and the restart. */
+			uint32_t to = v->want && !f->settling ? choose_vm(s, f, i, v->node, w, sizeof(w)) : 0;
+			if (to) {
+				snprintf(why, sizeof(why), "node %u is fenced: starting on node %u%s", v->node, to,
+					 v->saved ? " from its saved state" : "");
+				return decide_vm(d, s, v, R_VM_STARTING, to, 0, false, why);
+			}
 			snprintf(why, sizeof(why), "node %u is fenced: %s may run elsewhere", v->node, v->name);
 			return decide_vm(d, s, v, R_VM_STOPPED, 0, 0, false, why);
 		}
@@ -767,10 +790,9 @@ bool r_apply_node_admin(struct r_state *s, uint32_t node, bool drain, bool failb
  * (and the oldest when the table is full). */
 void r_vm_add_failure(struct r_vm *v, uint32_t node, uint64_t time_ms)
 {
-	uint64_t expire = (uint64_t)v->failure_expire_s * 1000u;
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < v->nfailures; i++)
-		if (time_ms - v->failures[i].time_ms < expire)
+		if (!expired(v, v->failures[i].time_ms, time_ms))
 			v->failures[k++] = v->failures[i];
 	v->nfailures = k;
 	if (v->nfailures == R_VM_MAX_FAILURES) {

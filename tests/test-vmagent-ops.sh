@@ -23,109 +23,19 @@
 # shellcheck disable=SC2154 # variables set by eval of the helper's output
 set -euo pipefail
 
-: "${VMAGENT:?set VMAGENT to csv-vmagent}" "${CLIENT:?set CLIENT to test-vmagent-client}"
-: "${GUEST:?set GUEST to the csv-tiny-guest image}"
-for t in qemu-system-x86_64 qemu-img python3; do
-	if ! command -v "$t" >/dev/null; then
-		echo "SKIP: $t is missing (scripts/install-deps installs it)"
-		exit 77
-	fi
-done
-if [ ! -f "$GUEST" ]; then echo "FAIL: no guest image at $GUEST"; exit 1; fi
+# shellcheck source-path=SCRIPTDIR source=vmagent-lib.sh
+. "$(dirname "$0")/vmagent-lib.sh" csv-vmagent-ops qemu-system-x86_64 qemu-img python3
 
-T_START=${EPOCHREALTIME/./}
-work=$(mktemp -d /tmp/csv-vmagent-ops.XXXXXX)
-chmod 755 "$work"
-vms=$work/vms
-mkdir "$vms"
-ipc=csv-vmagent-ops-$$
-declare -A live agent_pid
-cleanup() {
-	local rc=$? p
-	if [ "$rc" != 0 ]; then
-		echo "${failures:-0} failure(s); the test stopped early (exit status $rc)"
-		for p in "$work"/agent-*.log; do [ -f "$p" ] && { echo "--- $p"; tail -n 30 "$p"; }; done
-	fi
-	for p in "${!live[@]}"; do kill "$p" 2>/dev/null || :; done
-	for p in "${!live[@]}"; do wait "$p" 2>/dev/null || :; done
-	if [ -f "$work/qemu.pids" ]; then
-		while read -r p; do
-			if grep -qs "$work" "/proc/$p/cmdline"; then
-				echo "a QEMU (pid $p) outlived its agent: killed"
-				kill -9 "$p" 2>/dev/null || :
-			fi
-		done < <(sort -u "$work/qemu.pids")
-	fi
-	for p in "${agent_pid[@]}"; do rm -f "/dev/shm/qb-csv-vmagent-$p-blackbox-data" "/dev/shm/qb-csv-vmagent-$p-blackbox-header"; done
-	rm -rf --one-file-system "$work"
-}
-trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"
+# ---- helpers (and those of vmagent-lib.sh) --------------------------------------
 
-# ---- helpers (as in test-vmagent.sh) -------------------------------------------
-
-# wait_for WHAT SECONDS COMMAND...: waits until COMMAND succeeds.
-wait_for() {
-	local what=$1 secs=$2 deadline=$((${EPOCHREALTIME/./} + $2 * 1000000))
-	shift 2
-	until "$@"; do
-		if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
-			fail "$what (waited $secs s)"
-			return 1
-		fi
-		sleep 0.05
-	done
-}
-# req AGENT REQUEST [JSON]: the reply in $out, the errno (or 0) in $rc.
-req() {
-	local agent=$1
-	shift
-	rc=0
-	out=$("$CLIENT" --ipc-name "$ipc-$agent" "$@" 2>"$work/client.err") || rc=$?
-}
-# js JSON EXPR: the Python expression EXPR of the JSON text (as d).
-js() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); v = eval(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
 # jf FILE EXPR: EXPR of the JSON file FILE (as d).
 jf() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); v = eval(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
-# vm AGENT NAME EXPR: EXPR of VM NAME (as v) in agent AGENT's LIST.
-vm() {
-	req "$1" list
-	python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-with open(sys.argv[4], "a") as f:
-    f.writelines("%d\n" % v["pid"] for v in d["vms"] if v["pid"])
-v = next((v for v in d["vms"] if v["name"] == sys.argv[2]), None)
-r = None if v is None else eval(sys.argv[3])
-print("" if r is None else r)' "$out" "$2" "$3" "$work/qemu.pids"
-}
-rc_has() { [ "$1" = "$2" ] && [[ $3 == *"$4"* ]]; }
-# shellcheck disable=SC2053 # PATTERN is a glob
-matches() { [[ $1 == $2 ]]; }
-state_is() { [ "$(vm "$1" "$2" 'v["state"]')" = "$3" ]; }
 # is_reason AGENT NAME STATE PART: VM NAME is in STATE, its reason has PART.
 is_reason() { [ "$(vm "$1" "$2" 'v["state"]')" = "$3" ] && [[ $(vm "$1" "$2" 'v["reason"]') == *"$4"* ]]; }
 err_of() { js "$out" 'd.get("error", d.get("message", ""))'; }
-serial() { echo "$work/run-$1/$2.serial"; }
-ticks() { { grep -ao 'csv-guest tick [0-9]*' "$1" 2>/dev/null || :; } | awk '{print $3}'; }
-last_tick() { ticks "$1" | tail -n 1 | awk 'END {print $1 + 0}'; }
-first_tick() { ticks "$1" | head -n 1 | awk 'END {print $1 + 0}'; }
-ticks_past() { [ "$(last_tick "$1")" -ge "$2" ]; }
-started_lines() { grep -ac 'csv-guest started' "$1" 2>/dev/null || :; }
 # holds PID FILE: whether process PID has FILE open.
 holds() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q -- "-> $2\$"; }
 cmdline() { tr '\0' ' ' <"/proc/$1/cmdline"; }
-
-# start_agent NAME NODE: csv-vmagent as node NODE, IPC $ipc-NAME.
-start_agent() {
-	local name=$1 node=$2
-	"$VMAGENT" --vm-dir "$vms" --run-dir "$work/run-$name" --ipc-name "$ipc-$name" --node-id "$node" \
-		--foreground >>"$work/agent-$name.log" 2>&1 &
-	agent_pid[$name]=$!
-	live[$!]=1
-	wait_for "agent $name (node $node) serves its IPC endpoint" 20 agent_up "$name"
-}
-agent_up() { "$CLIENT" --ipc-name "$ipc-$1" --timeout-ms 2000 list >/dev/null 2>&1; }
 define_file() { printf '%s\n' "$2" >"$vms/$1.json"; }
 
 cp "$GUEST" "$vms/csv-tiny-guest"
@@ -327,9 +237,4 @@ for n in a b c; do
 done
 check "no agent reported a sanitizer error" sh -c '! grep -q "Sanitizer" "$@"' _ "$work"/agent-*.log
 
-echo "timings: the whole test $(((${EPOCHREALTIME/./} - T_START) / 1000)) ms"
-echo "$failures failure(s)"
-if [ "$failures" -ne 0 ]; then
-	for f in "$work"/agent-*.log; do echo "--- $f"; tail -n 40 "$f"; done
-fi
-[ "$failures" -eq 0 ]
+finish

@@ -180,6 +180,28 @@ m = [v for v in json.load(sys.stdin) if v["name"] == "vm1"][0]["last_migration"]
 print("total %s ms, downtime %s ms, %s" % (m["total_ms"], m["downtime_ms"] if m["downtime_ms"] is not None else "-", m["result"]))')"
 check_once vm1 vm2 vm3
 
+# ---------------------------------------------------------------- a disk hot added and removed
+
+n=$(vm_field vm1 node)
+other=$((n % 3 + 1))
+vmdir=$dir/mnt/node$n/vol1/vms
+truncate -s 16M "$vmdir/vm1-data.raw"
+check "vm disk add from node $other, where vm1 does not run, is refused" \
+	eval '! ctl "$other" vm disk add vm1 vm1-data.raw 2>"$work/err"'
+check "... naming the node that runs it ($(head -c 160 "$work/err"))" grep -q "node$n\|node $n" "$work/err"
+if ctl "$n" vm disk add vm1 vm1-data.raw --json >"$work/disk.json" 2>"$work/err"; then
+	disk_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/disk.json")
+	pass "vm disk add vm1 vm1-data.raw on node $n: $disk_id"
+else
+	fail "vm disk add vm1 vm1-data.raw on node $n: $(cat "$work/err")"
+	disk_id=none
+fi
+check "vm1's definition on the volume has the disk" grep -q "vm1-data.raw" "$vmdir/vm1.json"
+check "a missing disk file is refused" eval '! ctl "$n" vm disk add vm1 no-such-disk.raw 2>/dev/null'
+check "vm disk remove vm1 $disk_id" ctl "$n" vm disk remove vm1 "$disk_id"
+check "vm1's definition no longer has it" eval '! grep -q "vm1-data.raw" "$vmdir/vm1.json"'
+check "vm1 still runs on node $n" vm_is vm1 running "$n"
+
 # ---------------------------------------------------------------- quick migration
 
 src=$(vm_field vm3 node)
