@@ -351,6 +351,7 @@ struct vm_wait {
 	bool migrating;       /* seen migrating */
 	char kind[16];        /* of the migration, as seen */
 	const char *asked;    /* the kind asked (--live, --quick), or NULL */
+	char progress[128];   /* the last progress line said */
 };
 
 /* f->now: "it is stopping on node1 (REASON)". */
@@ -458,6 +459,23 @@ static const char *last_migration_words(struct json_object *state, struct json_o
 
 /* One state of a migration: over once the VM runs on w->to; failed when,
  * the migration over, it runs elsewhere or stopped. */
+/* Says how a live migration goes, as its source tells csv-rmd: "vm1:
+ * 120 MiB sent, 30 MiB left (active, 1.2 s)", when that changed. */
+static void say_progress(struct vm_wait *w, struct json_object *vm)
+{
+	struct json_object *p = get(vm, "progress");
+	char line[128];
+	if (!p)
+		return;
+	snprintf(line, sizeof(line), "%s: %s%.0f MiB sent, %s%.0f MiB left (%s, %.1f s)", w->name,
+		 has(p, "sent_mb") ? "" : "? ", has(p, "sent_mb") ? json_object_get_double(get(p, "sent_mb")) : 0,
+		 has(p, "left_mb") ? "" : "? ", has(p, "left_mb") ? json_object_get_double(get(p, "left_mb")) : 0,
+		 gets(p, "status", "?"), (double)geti(p, "elapsed_ms") / 1000);
+	if (strcmp(line, w->progress) != 0)
+		fprintf(stderr, "%s\n", line);
+	snprintf(w->progress, sizeof(w->progress), "%s", line);
+}
+
 static int migrate_step(struct follow *f, struct json_object *prev, struct json_object *state)
 {
 	struct vm_wait *w = f->data;
@@ -472,6 +490,7 @@ static int migrate_step(struct follow *f, struct json_object *prev, struct json_
 	if (vm_in(vm, "migrating")) {
 		w->migrating = true;
 		snprintf(w->kind, sizeof(w->kind), "%s", gets(vm, "migration", w->kind));
+		say_progress(w, vm);
 		return 0;
 	}
 	const char *last = json_object_to_json_string(get(vm, "last_migration"));

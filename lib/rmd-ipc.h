@@ -61,6 +61,9 @@ enum {
 	 *      "starts": N, "migrations": N,
 	 *      "last_migration": {"from", "to", "kind", "result", "total_ms",
 	 *                         "downtime_ms"}|null,
+	 *      "progress": {"status", "sent_mb", "left_mb", "elapsed_ms"}|null
+	 *                  (a live migration under way, as its source said it
+	 *                  within the last second; QEMU's status and figures),
 	 *      "default_migration": "live"|"quick", "cpu_compat": bool,
 	 *      and the fields of its saved form (csv-rmd(8), FILES): "quick",
 	 *      "force", "port", "saved", "live_failed", "mig_start_ms", "gen"}

@@ -279,6 +279,9 @@ static bool apply(struct rmd *d, uint32_t type, uint32_t from, const char *body)
 	case RMD_VM_REPORT:
 		changed = apply_vm_message(d, type, from, o);
 		break;
+	case RMD_VM_PROGRESS:
+		vms_take_progress(d, o);
+		break;
 	default:
 		qb_log(LOG_WARNING, "node %u sent a csv-rmd message of unknown type %u: ignored", from, type);
 		break;

@@ -16,7 +16,6 @@
 #include <qb/qblog.h>
 
 #include "cred.h"
-#include "ipc-client.h"
 #include "ipc-server.h"
 #include "rmd-ipc.h"
 #include "rmd.h"
@@ -63,10 +62,26 @@ static struct json_object *node_or_null(uint32_t id)
 	return id ? json_object_new_uint64(id) : NULL;
 }
 
+/* How the VM's live migration goes, as its source said; null when it
+ * said nothing of this migration. */
+static struct json_object *progress_json(const struct rmd *d, const struct r_vm *v)
+{
+	const struct rmd_vm_progress *p = v->phase == R_VM_MIGRATING ? vms_progress(d, v->name, v->gen) : NULL;
+	if (!p)
+		return NULL;
+	struct json_object *o = json_object_new_object();
+	add(o, "status", json_object_new_string(p->status));
+	add(o, "sent_mb", p->sent_mb >= 0 ? json_object_new_double(p->sent_mb) : NULL);
+	add(o, "left_mb", p->left_mb >= 0 ? json_object_new_double(p->left_mb) : NULL);
+	add(o, "elapsed_ms", json_object_new_uint64(p->elapsed_ms));
+	return o;
+}
+
 /* A VM as lib/rmd-ipc.h shows it: the state's form, with nulls for none. */
-static struct json_object *vm_json(const struct r_vm *v)
+static struct json_object *vm_json(const struct rmd *d, const struct r_vm *v)
 {
 	struct json_object *o = r_vm_json(v);
+	add(o, "progress", progress_json(d, v));
 	bool migrating = v->phase == R_VM_MIGRATING;
 	add(o, "node", node_or_null(v->node));
 	add(o, "target", node_or_null(v->target));
@@ -150,7 +165,7 @@ static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl
 	add(o, "volumes", vols);
 	struct json_object *vms = json_object_new_array();
 	for (uint32_t i = 0; i < d->st.nvms; i++)
-		json_object_array_add(vms, vm_json(&d->st.vms[i]));
+		json_object_array_add(vms, vm_json(d, &d->st.vms[i]));
 	add(o, "vms", vms);
 	add(client, "uid", json_object_new_uint64(cl->uid));
 	add(client, "gid", json_object_new_uint64(cl->gid));
@@ -353,14 +368,65 @@ static void send_and_answer(struct rmd *d, qb_ipcs_connection_t *c, int32_t res,
 	ipc_reply_json(c, res, 0, o);
 }
 
+/* A VM_CREATE or VM_REMOVE waiting for csv-vmagent: who asked, and what
+ * goes to the group once csv-vmagent has done its part. */
+struct vm_change {
+	qb_ipcs_connection_t *conn;
+	int32_t res;
+	enum rmd_msg type;
+	struct json_object *msg;
+	char what[128];          /* "write the definition of vm1", for an error */
+	char message[300];       /* the answer when all went well */
+	bool missing_ok;         /* -ENOENT from csv-vmagent is no error */
+};
+
+/* csv-vmagent did its part of a VM_CREATE or VM_REMOVE: the group is told,
+ * and the caller answered. */
+static void vm_change_done(struct rmd *d, int r, int32_t error, struct json_object *reply, const char *err, void *ctx)
+{
+	struct vm_change *ch = ctx;
+	int e = r < 0 ? r : error == -ENOENT && ch->missing_ok ? 0 : error;
+	if (e < 0) {
+		json_object_put(ch->msg);
+		ipc_reply_error(ch->conn, ch->res, e, "csv-vmagent cannot %s: %s", ch->what, err[0] ? err : strerror(-e));
+	} else {
+		send_and_answer(d, ch->conn, ch->res, ch->type, ch->msg, ch->message);
+	}
+	qb_ipcs_connection_unref(ch->conn);
+	free(ch);
+}
+
+/* Asks csv-vmagent for request id with body (consumed), then sends msg
+ * (consumed) of type to the group and answers message. */
+static void vm_change(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, int32_t id, struct json_object *body,
+		      enum rmd_msg type, struct json_object *msg, const char *what, const char *message)
+{
+	struct vm_change *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		json_object_put(body);
+		json_object_put(msg);
+		ipc_reply_error(c, res, -ENOMEM, "out of memory");
+		return;
+	}
+	ch->conn = c;
+	ch->res = res;
+	ch->type = type;
+	ch->msg = msg;
+	ch->missing_ok = id == CSVV_REQ_UNDEFINE;
+	snprintf(ch->what, sizeof(ch->what), "%s", what);
+	snprintf(ch->message, sizeof(ch->message), "%s", message);
+	qb_ipcs_connection_ref(c);
+	vms_call(d, id, body, vm_change_done, ch);
+}
+
 /* VM_CREATE: the local csv-vmagent writes the definition, then the group
  * takes the VM. */
 static void vm_create(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
 {
-	struct json_object *def = r_json_get(req, "definition"), *reply = NULL;
+	struct json_object *def = r_json_get(req, "definition");
 	struct r_vm v;
-	char err[512], msg[300];
-	int32_t error = 0;
+	char err[512], msg[300], what[128];
+	bool start = json_object_get_boolean(r_json_get(req, "start"));
 	if (r_vm_from_definition(def, &v, err, sizeof(err)) < 0) {
 		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EINVAL, "the definition is refused: %s", err);
 		return;
@@ -377,33 +443,21 @@ static void vm_create(struct rmd *d, qb_ipcs_connection_t *c, struct json_object
 		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
 		return;
 	}
-	struct json_object *b = json_object_new_object();
+	struct json_object *b = json_object_new_object(), *m = json_object_new_object();
 	add(b, "definition", json_object_get(def));
 	add(b, "replace", json_object_new_boolean(true));
-	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_DEFINE, b, 5000, &error, &reply,
-			 err, sizeof(err));
-	json_object_put(b);
-	json_object_put(reply);
-	if (r < 0 || error < 0) {
-		ipc_reply_error(c, CSVR_RES_VM_CREATE, r < 0 ? r : error, "csv-vmagent refused the definition: %s",
-				err[0] ? err : strerror(-(r < 0 ? r : error)));
-		return;
-	}
-	struct json_object *m = json_object_new_object();
 	add(m, "definition", json_object_get(def));
-	add(m, "start", json_object_new_boolean(json_object_get_boolean(r_json_get(req, "start"))));
-	snprintf(msg, sizeof(msg), "vm %s created%s", v.name, json_object_get_boolean(r_json_get(req, "start")) ?
-		 ", starting" : "");
-	send_and_answer(d, c, CSVR_RES_VM_CREATE, RMD_VM_ADD, m, msg);
+	add(m, "start", json_object_new_boolean(start));
+	snprintf(msg, sizeof(msg), "vm %s created%s", v.name, start ? ", starting" : "");
+	snprintf(what, sizeof(what), "write the definition of %s", v.name);
+	vm_change(d, c, CSVR_RES_VM_CREATE, CSVV_REQ_DEFINE, b, RMD_VM_ADD, m, what, msg);
 }
 
 /* VM_REMOVE: a stopped VM leaves the state, and its definition goes. */
 static void vm_remove(struct rmd *d, qb_ipcs_connection_t *c, struct json_object *req)
 {
 	struct r_vm *v = req_vm(d, c, CSVR_RES_VM_REMOVE, req);
-	struct json_object *reply = NULL;
-	int32_t error = 0;
-	char err[512], msg[200];
+	char msg[200], what[128];
 	if (!v)
 		return;
 	if (v->phase != R_VM_STOPPED || v->want) {
@@ -415,21 +469,12 @@ static void vm_remove(struct rmd *d, qb_ipcs_connection_t *c, struct json_object
 		ipc_reply_error(c, CSVR_RES_VM_REMOVE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
 		return;
 	}
-	struct json_object *b = json_object_new_object();
+	struct json_object *b = json_object_new_object(), *m = json_object_new_object();
 	add(b, "name", json_object_new_string(v->name));
-	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_UNDEFINE, b, 5000, &error, &reply,
-			 err, sizeof(err));
-	json_object_put(b);
-	json_object_put(reply);
-	if (r < 0 || (error < 0 && error != -ENOENT)) {
-		ipc_reply_error(c, CSVR_RES_VM_REMOVE, r < 0 ? r : error, "csv-vmagent cannot remove the definition: %s",
-				err);
-		return;
-	}
-	struct json_object *m = json_object_new_object();
 	add(m, "vm", json_object_new_string(v->name));
 	snprintf(msg, sizeof(msg), "vm %s removed", v->name);
-	send_and_answer(d, c, CSVR_RES_VM_REMOVE, RMD_VM_REMOVE, m, msg);
+	snprintf(what, sizeof(what), "remove the definition of %s", v->name);
+	vm_change(d, c, CSVR_RES_VM_REMOVE, CSVV_REQ_UNDEFINE, b, RMD_VM_REMOVE, m, what, msg);
 }
 
 /* VM_START and VM_STOP. */

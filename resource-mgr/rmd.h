@@ -84,13 +84,27 @@ struct rmd_vm_local {
 	char reason[256];
 	char mig_status[24];     /* of its last migration from here */
 	int64_t mig_total_ms, mig_downtime_ms;
+	double mig_sent_mb, mig_left_mb; /* -1: not known */
+	uint64_t progress_ms;    /* its progress last sent to the group */
 	bool busy;               /* a request to csv-vmagent is under way */
+	uint64_t list_ms;        /* when the LIST that says the above was asked */
+	uint64_t answered_ms;    /* when csv-vmagent answered the last request */
 	uint64_t asked_gen;      /* the VM's generation of the last request ... */
 	uint16_t asked_port;     /* ... and the port it was for */
 	char asked[16];          /* ... and what it was: start, incoming, migrate, save, stop, kill */
 	char report[16];         /* the last report sent ... */
 	uint64_t report_gen;     /* ... for this generation ... */
 	uint64_t report_ms;      /* ... at that time */
+};
+
+/* How a VM's migration goes, as its source last said (not replicated
+ * state: a word of the source, shown by STATE while it migrates). */
+struct rmd_vm_progress {
+	char name[R_NAME_MAX];
+	uint64_t gen;            /* of the VM when it was said */
+	char status[24];         /* QEMU's: setup, active, ... */
+	double sent_mb, left_mb; /* -1: not known */
+	uint64_t elapsed_ms;
 };
 
 /* A coordinator this node runs, by volume of the command line. */
@@ -171,10 +185,13 @@ struct rmd {
 	 * way in threads, whose results come back through a pipe. */
 	struct rmd_vm_local vm_local[R_MAX_VMS];
 	uint32_t nvm_local;
+	struct rmd_vm_progress vm_progress[R_MAX_VMS];
+	uint32_t nvm_progress;
 	bool vmagent_up;
 	char vmagent_error[300];
 	uint64_t vmagent_seen_ms;  /* its last answer */
 	uint64_t vm_list_ms;
+	bool vm_list_busy;         /* a LIST is under way */
 	int job_pipe[2];
 	unsigned jobs;             /* under way */
 	uint64_t vm_phase_seen_gen[R_MAX_VMS];
@@ -197,7 +214,7 @@ const struct rmd_peer *rmd_peer(const struct rmd *d, uint32_t id);
 /* group.c */
 enum rmd_msg {
 	RMD_HELLO = 1, RMD_DECIDE, RMD_REPORT, RMD_MOVE, RMD_REDIRECT, RMD_ACCESS, RMD_SAN,
-	RMD_VM_ADD, RMD_VM_REMOVE, RMD_VM_WANT, RMD_VM_MIGRATE, RMD_NODE_ADMIN, RMD_VM_REPORT,
+	RMD_VM_ADD, RMD_VM_REMOVE, RMD_VM_WANT, RMD_VM_MIGRATE, RMD_NODE_ADMIN, RMD_VM_REPORT, RMD_VM_PROGRESS,
 };
 int group_start(struct rmd *d, char *err, size_t errlen);
 void group_stop(struct rmd *d);
@@ -221,9 +238,21 @@ void roles_stop_all(struct rmd *d, bool now, const char *why);
 int vms_start(struct rmd *d, char *err, size_t errlen);
 void vms_stop(struct rmd *d);
 void vms_act(struct rmd *d);               /* follow csv-vmagent, start, stop, migrate, report */
+/* The answer of csv-vmagent to a vms_call: r is ipc_call's (0: it
+ * answered), error csv-vmagent's, reply its JSON (NULL when none), err
+ * the words of either. */
+typedef void vms_done_fn(struct rmd *d, int r, int32_t error, struct json_object *reply, const char *err, void *ctx);
+/* Runs request id of csv-vmagent with body (consumed) in a thread, so that
+ * csv-vmagent never holds up the loop; done(ctx) runs in the loop. */
+void vms_call(struct rmd *d, int32_t id, struct json_object *body, vms_done_fn *done, void *ctx);
 /* Runs request id of csv-vmagent with body (consumed) in a thread; the
  * IPC connection c (held until then) gets its answer as response res. */
 void vms_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, int32_t id, struct json_object *body);
+/* The progress of VM name's migration as its source said it, when it is
+ * of the VM's generation gen; NULL otherwise. */
+const struct rmd_vm_progress *vms_progress(const struct rmd *d, const char *name, uint64_t gen);
+/* A migration's progress from the group (RMD_VM_PROGRESS). */
+void vms_take_progress(struct rmd *d, struct json_object *o);
 /* The CPU count and the memory VMs may use on this node, by default. */
 uint32_t vms_host_cpus(void);
 uint32_t vms_host_memory_mb(void);

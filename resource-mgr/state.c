@@ -164,6 +164,15 @@ static void decide(struct r_decision *d, const struct r_state *s, const struct r
 	snprintf(d->reason, sizeof(d->reason), "%s", reason);
 }
 
+/* Whether a VM has a QEMU on node. */
+static bool runs_vms(const struct r_state *s, uint32_t node)
+{
+	for (uint32_t i = 0; i < s->nvms; i++)
+		if (r_vm_on(&s->vms[i], node))
+			return true;
+	return false;
+}
+
 /* A stop for a move that should end on node to. */
 static void decide_target(struct r_decision *d, uint32_t to)
 {
@@ -230,8 +239,9 @@ static bool plan_volume(const struct r_state *s, const struct r_facts *f, unsign
 			decide(d, s, v, v->holder, R_RUNNING, true, v->reason);
 			return true;
 		}
-		/* The holder is drained: the role goes to another node. */
-		if (r_admin_of(s, v->holder) == R_DRAINING) {
+		/* The holder is drained: the role goes to another node, once
+		 * its VMs have left (a move pauses the volume they use). */
+		if (r_admin_of(s, v->holder) == R_DRAINING && !runs_vms(s, v->holder)) {
 			uint32_t to = choose(s, f, k, w, sizeof(w));
 			if (to && to != v->holder) {
 				snprintf(why, sizeof(why), "node %u is being drained: moving to node %u", v->holder, to);

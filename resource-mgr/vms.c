@@ -27,7 +27,8 @@
 #include "rmd.h"
 #include "vmagent-ipc.h"
 
-#define LIST_TIMEOUT_MS 1000
+/* The source of a live migration tells the group how it goes this often. */
+#define PROGRESS_MS 1000
 #define JOB_TIMEOUT_MS 30000
 
 /* A request to csv-vmagent, run in a thread. */
@@ -42,8 +43,8 @@ struct vm_job {
 	int32_t error;            /* csv-vmagent's */
 	struct json_object *reply;
 	char err[512];
-	qb_ipcs_connection_t *conn; /* forward: who gets the answer */
-	int32_t res;
+	vms_done_fn *done;        /* a call of vms_call: what takes the answer */
+	void *ctx;
 };
 
 static uint64_t wall_ms(void)
@@ -172,24 +173,52 @@ static struct json_object *named(const char *name)
 	return o;
 }
 
-void vms_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, int32_t id, struct json_object *body)
+void vms_call(struct rmd *d, int32_t id, struct json_object *body, vms_done_fn *done, void *ctx)
 {
 	struct vm_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		json_object_put(body);
+		done(d, -ENOMEM, 0, NULL, "out of memory", ctx);
+		return;
+	}
+	snprintf(j->what, sizeof(j->what), "call");
+	j->req = id;
+	j->body = body;
+	j->done = done;
+	j->ctx = ctx;
+	if (!run_job(d, j))
+		done(d, -EAGAIN, 0, NULL, "cannot start a thread for csv-vmagent", ctx);
+}
+
+/* Where a forwarded request's answer goes. */
+struct forward {
+	qb_ipcs_connection_t *conn;
+	int32_t res;
+};
+
+static void forward_done(struct rmd *d, int r, int32_t error, struct json_object *reply, const char *err, void *ctx)
+{
+	struct forward *f = ctx;
+	if (r < 0)
+		ipc_reply_error(f->conn, f->res, r, "%s", err);
+	else
+		ipc_reply_json(f->conn, f->res, error, json_object_get(reply));
+	qb_ipcs_connection_unref(f->conn);
+	free(f);
+}
+
+void vms_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, int32_t id, struct json_object *body)
+{
+	struct forward *f = malloc(sizeof(*f));
+	if (!f) {
+		json_object_put(body);
 		ipc_reply_error(c, res, -ENOMEM, "out of memory");
 		return;
 	}
-	snprintf(j->what, sizeof(j->what), "forward");
-	j->req = id;
-	j->body = body;
-	j->conn = c;
-	j->res = res;
+	f->conn = c;
+	f->res = res;
 	qb_ipcs_connection_ref(c);
-	if (!run_job(d, j)) {
-		ipc_reply_error(c, res, -EAGAIN, "cannot start a thread for csv-vmagent");
-		qb_ipcs_connection_unref(c);
-	}
+	vms_call(d, id, body, forward_done, f);
 }
 
 /* ---- reports ---------------------------------------------------------------- */
@@ -227,8 +256,10 @@ static void job_done(struct rmd *d, struct vm_job *j)
 	struct r_vm *v = r_vm_find(&d->st, j->name);
 	bool failed = j->r < 0 || j->error < 0;
 	const char *why = j->err[0] ? j->err : failed ? strerror(j->r < 0 ? -j->r : -j->error) : "";
-	if (l)
+	if (l) {
 		l->busy = false;
+		l->answered_ms = rmd_now_ms();
+	}
 	if (failed)
 		qb_log(LOG_WARNING, "vm %s: csv-vmagent could not %s it: %s", j->name, j->what, why);
 	if (!v || !l || v->gen != j->gen)
@@ -250,24 +281,14 @@ static void job_done(struct rmd *d, struct vm_job *j)
 	}
 }
 
-/* A forwarded request's answer goes to its caller. */
-static void forward_done(struct vm_job *j)
-{
-	if (j->r < 0)
-		ipc_reply_error(j->conn, j->res, j->r, "%s", j->err);
-	else
-		ipc_reply_json(j->conn, j->res, j->error, json_object_get(j->reply));
-	qb_ipcs_connection_unref(j->conn);
-}
-
 static int32_t on_job_pipe(int32_t fd, int32_t revents, void *data)
 {
 	struct rmd *d = data;
 	struct vm_job *j;
 	while (read(fd, &j, sizeof(j)) == sizeof(j)) {
 		d->jobs--;
-		if (j->conn)
-			forward_done(j);
+		if (j->done)
+			j->done(d, j->r, j->error, j->reply, j->err, j->ctx);
 		else
 			job_done(d, j);
 		json_object_put(j->body);
@@ -297,15 +318,15 @@ void vms_stop(struct rmd *d)
 
 /* ---- following csv-vmagent -------------------------------------------------- */
 
-/* Reads csv-vmagent's LIST into the local records of the state's VMs. */
-static void list(struct rmd *d)
+/* csv-vmagent's answer to LIST, asked at *ctx (ms), into the local records
+ * of the state's VMs. */
+static void list_done(struct rmd *d, int r, int32_t error, struct json_object *reply, const char *why, void *ctx)
 {
-	struct json_object *body = json_object_new_object(), *reply = NULL;
-	int32_t error = 0;
+	uint64_t asked_ms = *(uint64_t *)ctx;
 	char err[300];
-	int r = ipc_call("csv-vmagent", d->vmagent_name, CSVV_IPC_MAX_MSG, CSVV_REQ_LIST, body, LIST_TIMEOUT_MS,
-			 &error, &reply, err, sizeof(err));
-	json_object_put(body);
+	free(ctx);
+	d->vm_list_busy = false;
+	snprintf(err, sizeof(err), "%s", why);
 	if (r == 0 && error < 0) {
 		snprintf(err, sizeof(err), "csv-vmagent refused LIST: %s", strerror(-error));
 		r = error;
@@ -315,15 +336,16 @@ static void list(struct rmd *d)
 			qb_log(LOG_WARNING, "%s: this node runs no VM", err);
 		d->vmagent_up = false;
 		snprintf(d->vmagent_error, sizeof(d->vmagent_error), "%s", err);
-		json_object_put(reply);
 		return;
 	}
 	if (!d->vmagent_up)
 		qb_log(LOG_NOTICE, "csv-vmagent answers");
 	d->vmagent_up = true;
 	d->vmagent_seen_ms = rmd_now_ms();
-	for (uint32_t i = 0; i < d->nvm_local; i++)
+	for (uint32_t i = 0; i < d->nvm_local; i++) {
 		d->vm_local[i].listed = false;
+		d->vm_local[i].list_ms = asked_ms;
+	}
 	struct json_object *vms = r_json_get(reply, "vms");
 	for (size_t i = 0; vms && i < json_object_array_length(vms); i++) {
 		struct json_object *x = json_object_array_get_idx(vms, i), *m = r_json_get(x, "migration");
@@ -332,6 +354,7 @@ static void list(struct rmd *d)
 		if (!l)
 			continue;
 		l->listed = true;
+		l->list_ms = asked_ms;
 		snprintf(l->state, sizeof(l->state), "%s", r_json_str(x, "state") ? r_json_str(x, "state") : "?");
 		snprintf(l->reason, sizeof(l->reason), "%s", r_json_str(x, "reason") ? r_json_str(x, "reason") : "");
 		snprintf(l->mig_status, sizeof(l->mig_status), "%s",
@@ -339,8 +362,22 @@ static void list(struct rmd *d)
 		l->mig_total_ms = r_json_get(m, "total_ms") ? json_object_get_int64(r_json_get(m, "total_ms")) : -1;
 		l->mig_downtime_ms = r_json_get(m, "downtime_ms") ? json_object_get_int64(r_json_get(m, "downtime_ms")) :
 								    -1;
+		l->mig_sent_mb = r_json_get(m, "transferred_mb") ? json_object_get_double(r_json_get(m, "transferred_mb")) :
+								    -1;
+		l->mig_left_mb = r_json_get(m, "remaining_mb") ? json_object_get_double(r_json_get(m, "remaining_mb")) : -1;
 	}
-	json_object_put(reply);
+	vms_act(d);
+}
+
+/* Asks csv-vmagent for LIST, in a thread; list_done takes the answer. */
+static void list(struct rmd *d)
+{
+	uint64_t *asked_ms = malloc(sizeof(*asked_ms));
+	if (!asked_ms)
+		return;
+	*asked_ms = rmd_now_ms();
+	d->vm_list_busy = true;
+	vms_call(d, CSVV_REQ_LIST, json_object_new_object(), list_done, asked_ms);
 }
 
 /* Whether csv-vmagent has a QEMU of the VM (in any state but gone). */
@@ -352,6 +389,13 @@ static bool active(const struct rmd_vm_local *l)
 static bool in_state(const struct rmd_vm_local *l, const char *state)
 {
 	return l->listed && strcmp(l->state, state) == 0;
+}
+
+/* Whether the last LIST was asked after csv-vmagent answered the last
+ * request: a LIST from before may not show what the request did. */
+static bool fresh(const struct rmd_vm_local *l)
+{
+	return l->list_ms > l->answered_ms;
 }
 
 /* Whether the last request was `what` for this generation of v. */
@@ -383,12 +427,14 @@ static struct json_object *start_body(const struct rmd *d, const struct r_vm *v,
 /* v is starting here. */
 static void act_starting(struct rmd *d, const struct r_vm *v, struct rmd_vm_local *l)
 {
+	if (!fresh(l))
+		return;  /* the next LIST says what the last request did */
 	if (in_state(l, "running")) {
 		report(d, v, l, R_VM_REP_RUNNING, 0, NULL);
 		return;
 	}
 	if (asked(l, v, "start"))
-		return;  /* its answer reports */
+		return;  /* its answer reported */
 	if (active(l)) {
 		/* A QEMU left from before (an incoming that was not used). */
 		if (!asked(l, v, "kill"))
@@ -401,7 +447,7 @@ static void act_starting(struct rmd *d, const struct r_vm *v, struct rmd_vm_loca
 /* v runs here, as the state says: csv-vmagent must agree. */
 static void act_running(struct rmd *d, const struct r_vm *v, struct rmd_vm_local *l)
 {
-	if (active(l))
+	if (active(l) || !fresh(l))
 		return;
 	if (!l->listed) {
 		report(d, v, l, R_VM_REP_FAILED, 0, "csv-vmagent does not run it (did csv-vmagent restart?)");
@@ -416,6 +462,8 @@ static void act_running(struct rmd *d, const struct r_vm *v, struct rmd_vm_local
 /* v is being stopped here. */
 static void act_stopping(struct rmd *d, const struct r_vm *v, struct rmd_vm_local *l)
 {
+	if (!fresh(l))
+		return;
 	if (!active(l)) {
 		report(d, v, l, R_VM_REP_STOPPED, 0, v->reason);
 		return;
@@ -429,11 +477,67 @@ static void act_stopping(struct rmd *d, const struct r_vm *v, struct rmd_vm_loca
 	}
 }
 
+/* Tells the group how the live migration of v from here goes, once a
+ * PROGRESS_MS. */
+static void send_progress(struct rmd *d, const struct r_vm *v, struct rmd_vm_local *l)
+{
+	uint64_t now = rmd_now_ms();
+	if (now - l->progress_ms < PROGRESS_MS || !l->mig_status[0])
+		return;
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "vm", json_object_new_string(v->name));
+	json_object_object_add(o, "gen", json_object_new_uint64(v->gen));
+	json_object_object_add(o, "status", json_object_new_string(l->mig_status));
+	json_object_object_add(o, "sent_mb", json_object_new_double(l->mig_sent_mb));
+	json_object_object_add(o, "left_mb", json_object_new_double(l->mig_left_mb));
+	json_object_object_add(o, "elapsed_ms", json_object_new_int64(l->mig_total_ms));
+	if (group_send(d, RMD_VM_PROGRESS, o) == 0)
+		l->progress_ms = now;
+}
+
+static struct rmd_vm_progress *progress_of(struct rmd *d, const char *name)
+{
+	for (uint32_t i = 0; i < d->nvm_progress; i++)
+		if (strcmp(d->vm_progress[i].name, name) == 0)
+			return &d->vm_progress[i];
+	if (d->nvm_progress >= R_MAX_VMS)
+		return NULL;
+	struct rmd_vm_progress *p = &d->vm_progress[d->nvm_progress++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	return p;
+}
+
+void vms_take_progress(struct rmd *d, struct json_object *o)
+{
+	const char *name = r_json_str(o, "vm"), *status = r_json_str(o, "status");
+	struct rmd_vm_progress *p = name ? progress_of(d, name) : NULL;
+	uint64_t gen;
+	if (!p || !r_json_u64(o, "gen", UINT64_MAX >> 1, &gen))
+		return;
+	p->gen = gen;
+	snprintf(p->status, sizeof(p->status), "%s", status ? status : "");
+	p->sent_mb = r_json_get(o, "sent_mb") ? json_object_get_double(r_json_get(o, "sent_mb")) : -1;
+	p->left_mb = r_json_get(o, "left_mb") ? json_object_get_double(r_json_get(o, "left_mb")) : -1;
+	int64_t e = r_json_get(o, "elapsed_ms") ? json_object_get_int64(r_json_get(o, "elapsed_ms")) : 0;
+	p->elapsed_ms = e > 0 ? (uint64_t)e : 0;
+}
+
+const struct rmd_vm_progress *vms_progress(const struct rmd *d, const char *name, uint64_t gen)
+{
+	for (uint32_t i = 0; i < d->nvm_progress; i++)
+		if (strcmp(d->vm_progress[i].name, name) == 0)
+			return d->vm_progress[i].gen == gen ? &d->vm_progress[i] : NULL;
+	return NULL;
+}
+
 /* v migrates from here. */
 static void act_source(struct rmd *d, const struct r_vm *v, struct rmd_vm_local *l)
 {
 	const char *what = v->quick ? "save" : "migrate";
 	bool was_asked = asked(l, v, what) && (v->quick || l->asked_port == v->port);
+	if (!fresh(l))
+		return;  /* the next LIST says what the last request did */
 	if (was_asked && in_state(l, "stopped")) {
 		report(d, v, l, v->quick ? R_VM_REP_SAVED : R_VM_REP_MIGRATED, 0, NULL);
 		return;
@@ -446,6 +550,8 @@ static void act_source(struct rmd *d, const struct r_vm *v, struct rmd_vm_local 
 		report(d, v, l, R_VM_REP_MIGRATE_FAILED, 0, "the VM stopped on the source");
 		return;
 	}
+	if (was_asked && in_state(l, "migrating"))
+		send_progress(d, v, l);
 	if (was_asked || !in_state(l, "running") || (!v->quick && !v->port))
 		return;  /* under way, or the target does not listen yet */
 	struct json_object *b = named(v->name);
@@ -469,7 +575,7 @@ static void act_target(struct rmd *d, const struct r_vm *v, struct rmd_vm_local 
 		report(d, v, l, R_VM_REP_MIGRATED, 0, NULL);
 		return;
 	}
-	if (v->quick || v->port || v->phase != R_VM_MIGRATING || asked(l, v, "incoming"))
+	if (v->quick || v->port || v->phase != R_VM_MIGRATING || asked(l, v, "incoming") || !fresh(l))
 		return;
 	if (active(l)) {
 		if (!asked(l, v, "kill"))
@@ -488,7 +594,7 @@ static void act_one(struct rmd *d, const struct r_vm *v, bool quorate)
 	bool mine = v->node == d->node_id && v->phase != R_VM_STOPPED;
 	bool coming = v->target == d->node_id && (v->phase == R_VM_MIGRATING || v->phase == R_VM_WAITING_FENCE);
 	if (!quorate || (!mine && !coming)) {
-		if (active(l) && !asked(l, v, "kill")) {
+		if (active(l) && fresh(l) && !asked(l, v, "kill")) {
 			qb_log(LOG_WARNING, "vm %s runs here, but %s: killed", v->name,
 			       !quorate ? "this node is not quorate (it runs elsewhere)" : "the cluster placed it elsewhere");
 			ask(d, v, l, "kill", CSVV_REQ_KILL, named(v->name));
@@ -514,6 +620,8 @@ static void act_one(struct rmd *d, const struct r_vm *v, bool quorate)
 		break;
 	case R_VM_WAITING_FENCE:
 		/* Back in the membership, never fenced: say what runs. */
+		if (!fresh(l))
+			break;
 		if (in_state(l, "running"))
 			report(d, v, l, R_VM_REP_RUNNING, 0, NULL);
 		else if (!active(l))
@@ -529,7 +637,7 @@ void vms_act(struct rmd *d)
 	uint64_t now = rmd_now_ms();
 	if (!d->st.nvms || !d->synced)
 		return;
-	if (now - d->vm_list_ms >= RMD_VM_LIST_MS) {
+	if (now - d->vm_list_ms >= RMD_VM_LIST_MS && !d->vm_list_busy) {
 		d->vm_list_ms = now;
 		list(d);
 	}
