@@ -141,6 +141,12 @@ int rmd_conn_request(struct rmd_conn *r, int32_t id, struct json_object *body, c
  * version 1). */
 int rmd_conn_state(struct rmd_conn *r, struct json_object **ret_state);
 
+/* A list command (COMMAND of "volume list", "node list", "vm list"): reads
+ * the state, then prints its member key as JSON with --json, else the
+ * table print makes of the state. Returns the exit code. */
+int rmd_list_command(const struct ctl_args *a, const char *command, const char *key,
+		     void (*print)(struct json_object *state));
+
 /* A volume of the state by its name or UUID; -ENOENT with "no volume ARG
  * (known: ...)". */
 int state_find_volume(struct json_object *state, const char *arg, struct json_object **ret_volume);

@@ -62,32 +62,7 @@ static void print_nodes(struct json_object *state)
 /* node list [--json] */
 static int node_list(const struct ctl_args *a)
 {
-	struct rmd_conn r;
-	struct json_object *s = NULL;
-	int rc = check_words(a, "node list", 2, "");
-
-	if (rc)
-		return rc;
-	if (rmd_conn_open(&r, a->rmd_name) < 0)
-		return EXIT_FAIL;
-	rc = EXIT_FAIL;
-	if (rmd_conn_state(&r, &s) < 0)
-		goto out;
-	if (a->json) {
-		struct json_object *nodes = get(s, "nodes");
-		if (!nodes) {
-			fprintf(stderr, PROG ": the state of csv-rmd has no \"nodes\"\n");
-			goto out;
-		}
-		print_json(nodes);
-	} else {
-		print_nodes(s);
-	}
-	rc = EXIT_OK;
-out:
-	json_object_put(s);
-	rmd_conn_close(&r);
-	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
+	return rmd_list_command(a, "node list", "nodes", print_nodes);
 }
 
 /* ---- following a drain or a resume -------------------------------------------------- */

@@ -195,3 +195,31 @@ int state_find_node(struct json_object *state, const char *arg, int64_t *ret_id)
 	fprintf(stderr, "%s)\n", count(nodes) ? "" : "none");
 	return -ENOENT;
 }
+
+int rmd_list_command(const struct ctl_args *a, const char *command, const char *key,
+		     void (*print)(struct json_object *state))
+{
+	struct rmd_conn r;
+	struct json_object *s = NULL;
+	int rc = check_words(a, command, 2, "");
+	if (rc)
+		return rc;
+	if (rmd_conn_open(&r, a->rmd_name) < 0)
+		return EXIT_FAIL;
+	rc = EXIT_FAIL;
+	if (rmd_conn_state(&r, &s) < 0)
+		goto out;
+	if (a->json && !get(s, key)) {
+		fprintf(stderr, PROG ": the state of csv-rmd has no \"%s\"\n", key);
+		goto out;
+	}
+	if (a->json)
+		print_json(get(s, key));
+	else
+		print(s);
+	rc = EXIT_OK;
+out:
+	json_object_put(s);
+	rmd_conn_close(&r);
+	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
+}

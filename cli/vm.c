@@ -128,30 +128,7 @@ static void print_vms(struct json_object *state)
 /* vm list [--json] */
 static int vm_list(const struct ctl_args *a)
 {
-	struct rmd_conn r;
-	struct json_object *s = NULL;
-	int rc = check_words(a, "vm list", 2, "");
-
-	if (rc)
-		return rc;
-	if (rmd_conn_open(&r, a->rmd_name) < 0)
-		return EXIT_FAIL;
-	rc = EXIT_FAIL;
-	if (rmd_conn_state(&r, &s) < 0)
-		goto out;
-	if (a->json && !get(s, "vms")) {
-		fprintf(stderr, PROG ": the state of csv-rmd has no \"vms\" (a csv-rmd without VMs?)\n");
-		goto out;
-	}
-	if (a->json)
-		print_json(get(s, "vms"));
-	else
-		print_vms(s);
-	rc = EXIT_OK;
-out:
-	json_object_put(s);
-	rmd_conn_close(&r);
-	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
+	return rmd_list_command(a, "vm list", "vms", print_vms);
 }
 
 /* The failures of vm show, a line each. */

@@ -254,31 +254,7 @@ static int redirect_step(struct follow *f, struct json_object *prev, struct json
 
 static int volume_list(const struct ctl_args *a)
 {
-	struct rmd_conn r;
-	struct json_object *s = NULL;
-	int rc = check_words(a, "volume list", 2, "");
-	if (rc)
-		return rc;
-	if (rmd_conn_open(&r, a->rmd_name) < 0)
-		return EXIT_FAIL;
-	rc = EXIT_FAIL;
-	if (rmd_conn_state(&r, &s) < 0)
-		goto out;
-	if (a->json) {
-		struct json_object *vols = get(s, "volumes");
-		if (!vols) {
-			fprintf(stderr, PROG ": the state of csv-rmd has no \"volumes\"\n");
-			goto out;
-		}
-		print_json(vols);
-	} else {
-		print_list(s);
-	}
-	rc = EXIT_OK;
-out:
-	json_object_put(s);
-	rmd_conn_close(&r);
-	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
+	return rmd_list_command(a, "volume list", "volumes", print_list);
 }
 
 static int volume_state(const struct ctl_args *a)
