@@ -443,8 +443,16 @@ static void vm_create(struct rmd *d, qb_ipcs_connection_t *c, struct json_object
 		ipc_reply_error(c, CSVR_RES_VM_CREATE, -EAGAIN, "this node is not quorate (or not in the csv-rmd group yet)");
 		return;
 	}
-	struct json_object *b = json_object_new_object(), *m = json_object_new_object();
-	add(b, "definition", json_object_get(def));
+	struct json_object *b = json_object_new_object(), *m = json_object_new_object(), *copy = NULL;
+	/* The thread that sends b has a copy of its own: json-c's objects
+	 * are not shared between threads. */
+	if (json_object_deep_copy(def, &copy, NULL) < 0) {
+		json_object_put(b);
+		json_object_put(m);
+		ipc_reply_error(c, CSVR_RES_VM_CREATE, -ENOMEM, "out of memory");
+		return;
+	}
+	add(b, "definition", copy);
 	add(b, "replace", json_object_new_boolean(true));
 	add(m, "definition", json_object_get(def));
 	add(m, "start", json_object_new_boolean(start));
@@ -593,13 +601,13 @@ static void vm_forward(struct rmd *d, qb_ipcs_connection_t *c, int32_t res, stru
 		id = strcmp(op, "add") == 0 ? CSVV_REQ_DISK_ADD : CSVV_REQ_DISK_REMOVE;
 		static const char *const keys[] = { "file", "format", "id" };
 		for (size_t k = 0; k < 3; k++)
-			if (r_json_get(req, keys[k]))
-				add(b, keys[k], json_object_get(r_json_get(req, keys[k])));
+			if (r_json_str(req, keys[k]))  /* copied: b goes to another thread */
+				add(b, keys[k], json_object_new_string(r_json_str(req, keys[k])));
 	} else {
 		id = CSVV_REQ_CHECKPOINT;
 		add(b, "op", op ? json_object_new_string(op) : NULL);
-		if (r_json_get(req, "checkpoint"))
-			add(b, "checkpoint", json_object_get(r_json_get(req, "checkpoint")));
+		if (r_json_str(req, "checkpoint"))
+			add(b, "checkpoint", json_object_new_string(r_json_str(req, "checkpoint")));
 	}
 	vms_forward(d, c, res, id, b);
 }
