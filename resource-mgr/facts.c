@@ -89,8 +89,10 @@ void facts_refresh(struct rmd *d)
 		facts_lost(d, why);
 		return;
 	}
-	if (!d->quorumd_up)
+	if (!d->quorumd_up) {
 		qb_log(LOG_NOTICE, "csv-quorumd answers: following its facts");
+		d->quorumd_since_ms = rmd_now_ms();
+	}
 	d->quorumd_up = true;
 	d->quorumd_error[0] = '\0';
 	if (!d->node_id) {

@@ -29,6 +29,12 @@
 #define RMD_VM_LIST_MS 400
 /* A report of a VM not yet seen applied is sent again after this. */
 #define RMD_VM_REPORT_AGAIN_MS 3000
+/* This node's VMs are killed once it has been out of quorum this long
+ * (while csv-quorumd answers) ... */
+#define RMD_VM_QUORUM_GRACE_MS 1000
+/* ... and not in the first moments of a csv-quorumd that (re)started,
+ * which says "not quorate" until corosync has told it. */
+#define RMD_QUORUMD_SETTLE_MS 10000
 /* A node's CPU flags, space separated, fit in this. */
 #define RMD_CPU_FLAGS_MAX 4096
 /* A VM's ACPI shutdown is followed by a power off after this. */
@@ -187,6 +193,8 @@ struct rmd {
 	uint32_t nvm_local;
 	struct rmd_vm_progress vm_progress[R_MAX_VMS];
 	uint32_t nvm_progress;
+	uint64_t quorate_seen_ms;  /* when csv-quorumd last said quorate (or was silent) */
+	uint64_t quorumd_since_ms; /* since when csv-quorumd answers */
 	bool vmagent_up;
 	char vmagent_error[300];
 	uint64_t vmagent_seen_ms;  /* its last answer */

@@ -643,8 +643,12 @@ void vms_act(struct rmd *d)
 	}
 	if (!d->vmagent_up)
 		return;
-	/* Not quorate (csv-quorumd says so): this node's VMs run elsewhere. */
-	bool quorate = !d->quorumd_up || d->facts.quorate;
+	/* Out of quorum (csv-quorumd says so, for a while, and not just
+	 * after its own start): this node's VMs run elsewhere. */
+	if (!d->quorumd_up || d->facts.quorate)
+		d->quorate_seen_ms = now;
+	bool quorate = now - d->quorate_seen_ms < RMD_VM_QUORUM_GRACE_MS ||
+		       now - d->quorumd_since_ms < RMD_QUORUMD_SETTLE_MS;
 	for (uint32_t i = 0; i < d->st.nvms; i++)
 		act_one(d, &d->st.vms[i], quorate);
 }
