@@ -38,6 +38,11 @@ static inline int negative_errno(void)
 /* Parses a size such as 4096, 64K, 16M, 1G or 1T (binary units). */
 int parse_size(const char *s, uint64_t *ret);
 
+/* Whether process pid has ended: gone, or a zombie, which holds no file
+ * and issues no I/O. A process that a SIGKILL has not ended yet is still
+ * inside a system call, possibly a write on its way to a LUN. */
+bool process_ended(pid_t pid);
+
 #include <time.h>
 
 /* Wall-clock time in nanoseconds since 1970, as records store times. */

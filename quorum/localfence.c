@@ -18,10 +18,12 @@
 #include <json-c/json.h>
 
 #include "quorumd.h"
+#include "util.h"
 
 /* After a fence request, holders get this long to stop before the kill. */
 #define LF_REQUEST_GRACE_MS 1000u
-/* A killed holder that does not go away is given up on after this. */
+/* A killed holder still alive after this is logged: it may be held in an
+ * I/O that no signal ends, so this node does not call itself fenced. */
 #define LF_KILL_WAIT_MS 1000u
 
 char *lf_lease_text(struct quorumd *d, uint64_t now_ms)
@@ -122,8 +124,15 @@ void lf_update(struct quorumd *d, uint64_t now_ms)
 				h->killed = true;
 				h->killed_ms = now_ms;
 			}
-			if (h->killed && (kill(pid, 0) < 0 || now_ms - h->killed_ms >= LF_KILL_WAIT_MS))
+			if (h->killed && process_ended(pid))
 				continue;
+			if (h->killed && !h->stuck_logged && now_ms - h->killed_ms >= LF_KILL_WAIT_MS) {
+				qb_log(LOG_CRIT, "self-fence: lease holder pid %d (%s %s) is still alive %" PRIu64
+				       " ms after SIGKILL: this node does not acknowledge its fence; the others wait "
+				       "for its lease to expire or for a fence agent", (int)pid, h->role, h->what,
+				       now_ms - h->killed_ms);
+				h->stuck_logged = true;
+			}
 			all = false;
 		}
 		if (all && st->self_fenced && st->fence_request_seq) {
@@ -153,7 +162,7 @@ void lf_update(struct quorumd *d, uint64_t now_ms)
 		d->stopping = false;
 		qb_log(LOG_NOTICE, "the lease of this node is valid again: its lease holders may resume I/O");
 		for (struct ipc_client *cl = ipc_next_holder(d, NULL, &pid, &h); cl; cl = ipc_next_holder(d, cl, &pid, &h)) {
-			h->told_fence = h->stopped = h->killed = false;
+			h->told_fence = h->stopped = h->killed = h->stuck_logged = false;
 			h->pushed_ms = 0;
 		}
 	}

@@ -184,6 +184,7 @@ struct ipc_holder {
 	bool stopped;                /* said it stopped (or never started) */
 	bool killed;
 	uint64_t killed_ms;
+	bool stuck_logged;           /* said it outlives its SIGKILL */
 	uint64_t pushed_ms;          /* the last lease message */
 };
 /* Iterates over the holders: returns the next after cl (NULL: the first),
