@@ -50,6 +50,9 @@ static void usage(FILE *out)
 		"  -r, --run-dir DIR     QMP sockets, serial output and QEMU logs (/run/csv-vmagent)\n"
 		"  -q, --qemu PATH       the QEMU to run (qemu-system-x86_64 from PATH)\n"
 		"  -n, --node-id N       this node's id, reported in LIST (1)\n"
+		"  -Q, --quorumd NAME    hold the lease of the csv-quorumd at IPC endpoint NAME:\n"
+		"                        every QEMU is killed when the node must stop its I/O,\n"
+		"                        and none starts while the lease is not valid\n"
 		"  -f, --foreground      stay in the foreground and log to stderr\n"
 		"  -h, --help            show this help\n"
 		"  -V, --version         show the version\n");
@@ -133,6 +136,7 @@ int main(int argc, char **argv)
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "qemu", required_argument, NULL, 'q' },
 		{ "node-id", required_argument, NULL, 'n' },
+		{ "quorumd", required_argument, NULL, 'Q' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -141,6 +145,7 @@ int main(int argc, char **argv)
 	struct agent *a = &the_agent;
 	bool foreground = false;
 	const char *qemu = "qemu-system-x86_64";
+	const char *quorumd = NULL;
 	char err[512], why[256];
 	int opt, ready_fd = -1, status = 1;
 	struct stat st;
@@ -149,7 +154,7 @@ int main(int argc, char **argv)
 	a->ipc_name = CSVV_IPC_DEFAULT_NAME;
 	a->run_dir = "/run/csv-vmagent";
 	a->node_id = 1;
-	while ((opt = getopt_long(argc, argv, "d:a:i:r:q:n:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:a:i:r:q:n:Q:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': a->vm_dir = optarg; break;
 		case 'a':
@@ -173,6 +178,13 @@ int main(int argc, char **argv)
 			a->node_id = (uint32_t)n;
 			break;
 		}
+		case 'Q':
+			if (!optarg[0]) {
+				fprintf(stderr, PROG ": --quorumd needs an IPC endpoint name\n");
+				return 1;
+			}
+			quorumd = optarg;
+			break;
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf(PROG " " PACKAGE_VERSION "\n"); return 0;
@@ -240,12 +252,17 @@ int main(int argc, char **argv)
 		qb_log(LOG_ERR, "refusing to start: %s", err);
 		goto out;
 	}
+	if (quorumd && vm_lease_start(quorumd, err, sizeof(err)) < 0) {
+		qb_log(LOG_ERR, "refusing to start: %s", err);
+		goto out;
+	}
 	qb_loop_signal_add(a->loop, QB_LOOP_HIGH, SIGTERM, a, on_stop_signal, NULL);
 	qb_loop_signal_add(a->loop, QB_LOOP_HIGH, SIGINT, a, on_stop_signal, NULL);
 	qb_loop_signal_add(a->loop, QB_LOOP_HIGH, SIGCHLD, a, on_sigchld, NULL);
 	qb_loop_timer_add(a->loop, QB_LOOP_MED, (uint64_t)VMA_TICK_MS * QB_TIME_NS_IN_MSEC, a, on_tick, NULL);
 	qb_log(LOG_NOTICE, "started as node %u: VMs of %s, run directory %s, QEMU %s; incoming migrations on %s; "
-	       "IPC endpoint '%s'", a->node_id, a->vm_dir, a->run_dir, a->qemu, a->address, a->ipc_name);
+	       "IPC endpoint '%s'; lease %s%s", a->node_id, a->vm_dir, a->run_dir, a->qemu, a->address, a->ipc_name,
+	       quorumd ? "of csv-quorumd " : "not held (no --quorumd)", quorumd ? quorumd : "");
 	if (!a->have_cpu)
 		qb_log(LOG_WARNING, "/proc/cpuinfo gives no CPU flags: LIST shows no cpu, and cpu_compat is refused");
 	if (!a->cpuq.probed)
@@ -265,6 +282,7 @@ int main(int argc, char **argv)
 	vm_stop_all(a);
 	status = 0;
 out:
+	vm_lease_stop();
 	ipc_stop(a);
 	if (a->loop)
 		qb_loop_destroy(a->loop);

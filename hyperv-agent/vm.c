@@ -614,8 +614,17 @@ static int spawn(struct agent *a, struct vm *vm, uint16_t port, char *err, size_
 		dprintf(logfd, " %s", c->argv[i]);
 	dprintf(logfd, "\n");
 
+	int lr = vm_lease_spawn_begin(err, errlen);
+	if (lr < 0) {
+		dprintf(logfd, "# not started: %s\n", err);
+		close(logfd);
+		free(c);
+		return lr;
+	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
+	if (pid != 0)
+		vm_lease_spawn_end(pid);
 	if (pid < 0) {
 		int r = negative_errno();
 		snprintf(err, errlen, "cannot start QEMU: fork: %s", strerror(-r));
@@ -971,6 +980,7 @@ void vm_reap(struct agent *a)
 		pid_t pid = waitpid(-1, &status, WNOHANG);
 		if (pid <= 0)
 			return;
+		vm_lease_forget(pid);
 		bool ours = false;
 		for (unsigned i = 0; i < a->nvms; i++)
 			if (a->vms[i]->pid == pid) {
@@ -1114,8 +1124,10 @@ void vm_stop_all(struct agent *a)
 		kill(vm->pid, SIGKILL);
 		vm->stop = VM_STOP_KILLED;
 		int status;
-		if (waitpid(vm->pid, &status, 0) == vm->pid)
+		if (waitpid(vm->pid, &status, 0) == vm->pid) {
+			vm_lease_forget(vm->pid);
 			exited(a, vm, status);
+		}
 	}
 }
 

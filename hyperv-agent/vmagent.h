@@ -4,8 +4,9 @@
  * qmp.c) and follows them; vm-save.c saves and restores them (quick
  * migration), vm-disk.c adds and removes their disks, vm-checkpoint.c
  * takes and applies their checkpoints; vmdef.c reads their definitions and
- * vmstore.c writes them; cpu.c limits their CPUs; ipc.c serves the
- * requests of lib/vmagent-ipc.h. */
+ * vmstore.c writes them; cpu.c limits their CPUs; vm-lease.c kills them
+ * when the node loses its lease; ipc.c serves the requests of
+ * lib/vmagent-ipc.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -184,6 +185,18 @@ struct agent {
 uint64_t vma_now_ns(void);
 const char *vm_state_str(enum vm_state s);
 
+/* vm-lease.c: the lease of this node, held for its VMs (--quorumd). */
+/* Starts holding the lease of the csv-quorumd at IPC endpoint quorumd, and
+ * waits a while for it to be valid. Returns 0 or a negative errno with err. */
+int vm_lease_start(const char *quorumd, char *err, size_t errlen);
+void vm_lease_stop(void);
+/* Before a QEMU is forked: -ENOLCK with err when no VM may start here;
+ * on 0, vm_lease_spawn_end(pid) must follow (pid <= 0: none was forked). */
+int vm_lease_spawn_begin(char *err, size_t errlen);
+void vm_lease_spawn_end(pid_t pid);
+/* A QEMU was reaped. */
+void vm_lease_forget(pid_t pid);
+
 /* vm.c */
 struct vm *vm_find(struct agent *a, const char *name);
 /* Whether QEMU of vm runs (or is starting or stopping). */
@@ -194,7 +207,8 @@ bool vm_active(const struct vm *vm);
  * cpu_compat. Returns 0 when QEMU is spawned
  * (the request is answered by ipc_answer once QMP says it runs, or fails),
  * or a negative errno with err: -ENOENT, -EINVAL, -EEXIST, -EOPNOTSUPP
- * (see lib/vmagent-ipc.h), -EIO (QEMU could not be spawned). */
+ * (see lib/vmagent-ipc.h), -ENOLCK (this node holds no valid lease), -EIO
+ * (QEMU could not be spawned). */
 int vm_start(struct agent *a, const char *name, const struct vm_start_opts *o, struct vm **ret, char *err,
 	     size_t errlen);
 int vm_stop(struct agent *a, struct vm *vm, unsigned timeout_s, char *msg, size_t msglen);

@@ -58,7 +58,8 @@ enum {
 	 * once QEMU runs it (at most 20 s). -ENOENT: no definition; -EINVAL: a
 	 * bad definition, a missing kernel or disk (the error names the
 	 * field); -EOPNOTSUPP: a disk's filesystem refuses O_DIRECT (cache=
-	 * none); -EEXIST: it runs here already; -EIO: QEMU exited before the
+	 * none); -EEXIST: it runs here already; -ENOLCK: this node holds no
+	 * valid lease (an agent run with --quorumd); -EIO: QEMU exited before the
 	 * VM ran (the error says why, e.g. a disk locked by another QEMU);
 	 * -ETIMEDOUT: it did not run in time; -ECANCELED: stopped first.
 	 * "cpu_features" (the CPU flags common to the cluster, as
