@@ -248,7 +248,13 @@ void roles_act(struct rmd *d)
 				report(d, c, "stopped", 0, "the coordinator is not running on its node");
 			break;
 		case R_STOPPING:
-			if (ch->pid)
+			/* A coordinator that lost its SAN path cannot write its
+			 * checkpoint, and one held in a hung path would only use
+			 * up the stop timeout: it ends at once (its journal holds
+			 * everything it answered). */
+			if (ch->pid && !d->conf[c].san_ok && !ch->killed)
+				stop_child(d, c, SIGKILL, v->reason);
+			else if (ch->pid)
 				stop_child(d, c, SIGTERM, v->reason);
 			else
 				report(d, c, "stopped", 0, v->reason);
