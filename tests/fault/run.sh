@@ -14,15 +14,16 @@
 #
 #   run.sh [SCENARIO...]          the scenarios named (default: the CI set)
 #   run.sh --all                  every scenario
-#   run.sh --random SEED [--steps N]  N faults drawn from SEED (replayable)
+#   run.sh --random SEED [--steps N]  N faults drawn from SEED (the same
+#                                 scenarios in the same order for a seed)
 #   run.sh --list                 the scenarios
 # FAULT_HOLD (seconds a fault lasts, 8), FAULT_SETTLE (seconds of load
 # after the recovery, 4) and FAULT_KEEP=1 (keep the logs) tune a run.
 #
 # Binaries come from meson in CSVFS, COORD, QUORUMD, RMD, CSVCTL, WORKLOAD,
-# FSCK; the lab tool in LAB.
+# FSCK, and the lab tool in LAB; run by hand, they are taken from the build
+# directory BUILD (default: build/ of this checkout).
 set -u
-: "${CSVFS:?}" "${COORD:?}" "${QUORUMD:?}" "${RMD:?}" "${CSVCTL:?}" "${WORKLOAD:?}" "${FSCK:?}" "${LAB:?}"
 
 SCENARIOS="kill-coord kill-client net-off-coord net-off-client san-off-client san-errors-client san-hang-client
 san-off-coord san-errors-coord san-hang-coord san-off-all kill-csvfs kill-coordinatord kill-quorumd
@@ -31,7 +32,7 @@ CI_SET="kill-coord kill-client net-off-coord san-off-client san-errors-coord san
 redirect"
 
 usage() {
-	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 random_seed= steps=6 picked=()
@@ -51,6 +52,15 @@ done
 [ -n "$random_seed" ] && ! [[ $random_seed =~ ^[0-9]+$ ]] && { echo "run.sh: --random needs a number" >&2; exit 2; }
 [[ $steps =~ ^[0-9]+$ ]] || { echo "run.sh: --steps needs a number" >&2; exit 2; }
 [ ${#picked[@]} -gt 0 ] || [ -n "$random_seed" ] || picked=($CI_SET)
+
+src=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$src/build}
+: "${CSVFS:=$BUILD/csvfs/csvfs}" "${COORD:=$BUILD/coordinator/csv-coordinatord}" "${QUORUMD:=$BUILD/quorum/csv-quorumd}"
+: "${RMD:=$BUILD/resource-mgr/csv-rmd}" "${CSVCTL:=$BUILD/cli/csvctl}" "${WORKLOAD:=$BUILD/tests/csv-workload}"
+: "${FSCK:=$BUILD/csvfs/fsck.csvfs}" "${LAB:=$src/lab/csv-lab}"
+for b in "$CSVFS" "$COORD" "$QUORUMD" "$RMD" "$CSVCTL" "$WORKLOAD" "$FSCK" "$LAB"; do
+	[ -x "$b" ] || { echo "run.sh: $b is not built (build with: meson setup build && ninja -C build)" >&2; exit 2; }
+done
 
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root"; exit 77; fi
 for t in corosync corosync-quorumtool nbdkit ip nsenter python3 bc; do
