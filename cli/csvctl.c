@@ -48,9 +48,10 @@ static void usage(FILE *out)
 		"                    move the volume's coordinator to NODE (an id or a name) and\n"
 		"                    follow it until it runs there (--wait: default 60, 0 returns\n"
 		"                    at once); --json: the reply and each new state as JSON lines\n"
-		"  volume redirect VOLUME on|off [--wait SECONDS]\n"
+		"  volume redirect VOLUME on|off [--wait SECONDS] [--json]\n"
 		"                    file-system redirected mode on or off, then wait until every\n"
-		"                    member node's access follows (default 10 s, 0 returns at once)\n"
+		"                    member node's access follows (default 10 s, 0 returns at once);\n"
+		"                    --json: the reply, then the volume once every node follows\n"
 		"  node list [--json]\n"
 		"                    a line per node: id, name, address, member, quorate, fence,\n"
 		"                    admin state, the volumes it coordinates\n"
@@ -446,7 +447,7 @@ static const struct {
 	{ "volume list", TAKES_JSON },
 	{ "volume state", TAKES_JSON },
 	{ "volume move", TAKES_JSON | TAKES_TO | TAKES_WAIT },
-	{ "volume redirect", TAKES_WAIT },
+	{ "volume redirect", TAKES_JSON | TAKES_WAIT },
 	{ "node list", TAKES_JSON },
 	{ "node drain", TAKES_JSON | TAKES_WAIT },
 	{ "node resume", TAKES_JSON | TAKES_FAILBACK | TAKES_WAIT },

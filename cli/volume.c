@@ -237,13 +237,17 @@ static int redirect_step(struct follow *f, struct json_object *prev, struct json
 	if (!v)
 		return -ENOENT;
 	if (!pending_nodes(state, v, w->on, f->now, sizeof(f->now))) {
-		printf("%s: %s on every node (%.1f s)\n", w->key,
-		       w->on ? "file-system redirected" : "redirected mode off", elapsed_s(f->t0));
+		if (w->json)
+			print_json(v);
+		else
+			printf("%s: %s on every node (%.1f s)\n", w->key,
+			       w->on ? "file-system redirected" : "redirected mode off", elapsed_s(f->t0));
 		return 1;
 	}
-	/* Once the time is up, the nodes pending are said by follow() alone. */
+	/* Once the time is up, the nodes pending are said by follow() alone.
+	 * With --json, stdout carries JSON only. */
 	if (elapsed_s(f->t0) < f->wait_s && strcmp(f->now, w->shown) != 0) {
-		printf("%s: waiting for %s\n", w->key, f->now);
+		fprintf(w->json ? stderr : stdout, "%s: waiting for %s\n", w->key, f->now);
 		fflush(stdout);
 		snprintf(w->shown, sizeof(w->shown), "%s", f->now);
 	}
@@ -282,8 +286,9 @@ out:
 
 /* Sends a move (to node w->to) or a redirect (w->on) of the volume w->key,
  * then follows it with f->step unless --wait 0. The reply is said as for a
- * request that does not wait: with --json (volume move) it is the first of
- * the JSON lines, before each new place of the volume. */
+ * request that does not wait: with --json it is the first of the JSON
+ * lines, before each new place of the volume (move) or the volume once
+ * every node follows (redirect). */
 static int volume_change(const struct ctl_args *a, struct rmd_conn *r, int32_t req, const char *what,
 			 struct follow *f)
 {
@@ -338,10 +343,10 @@ out:
 	return fflush(stdout) == 0 ? rc : EXIT_FAIL;
 }
 
-/* volume redirect VOLUME on|off [--wait S] */
+/* volume redirect VOLUME on|off [--wait S] [--json] */
 static int volume_redirect(const struct ctl_args *a)
 {
-	struct volume_wait w = { 0 };
+	struct volume_wait w = { .json = a->json };
 	struct follow f = { .step = redirect_step,
 			    .data = &w,
 			    .wait_s = a->wait_s >= 0 ? a->wait_s : REDIRECT_WAIT_S };

@@ -38,21 +38,38 @@ static const char *fence_str(enum r_fence f)
 	return f == R_FENCED ? "fenced" : f == R_FENCE_PENDING ? "pending" : "none";
 }
 
-/* The access of node nf to state volume k, with its reason. */
-static const char *access_of(const struct rmd *d, const struct r_node_facts *nf, unsigned k, const char **reason)
+/* The access of node nf to state volume k, with its reason in buf: what
+ * its csvfs client reported, except that while no coordinator runs the
+ * client's I/O that needs one waits, and the node is paused. */
+static const char *access_of(const struct rmd *d, const struct r_node_facts *nf, unsigned k, char *buf,
+			     size_t len)
 {
 	const struct rmd_peer *p = rmd_peer(d, nf->id);
-	*reason = "";
+	const struct r_volume *v = &d->st.volumes[k];
 	if (!nf->member) {
-		*reason = "the node is not in the quorate membership";
+		snprintf(buf, len, "the node is not in the quorate membership");
 		return "unavailable";
 	}
-	for (uint32_t j = 0; p && j < p->nvolumes; j++)
-		if (strcmp(p->volumes[j], d->st.volumes[k].name) == 0 && p->access[j].access[0]) {
-			*reason = p->access[j].reason;
-			return p->access[j].access;
+	for (uint32_t j = 0; p && j < p->nvolumes; j++) {
+		if (strcmp(p->volumes[j], v->name) != 0 || !p->access[j].access[0])
+			continue;
+		const char *access = p->access[j].access;
+		if (v->phase == R_RUNNING || strcmp(access, "paused") == 0) {
+			snprintf(buf, len, "%s", p->access[j].reason);
+			return access;
 		}
-	*reason = p ? "no csvfs client reports on the node" : "no csv-rmd runs on the node";
+		bool seen = false;
+		for (uint32_t i = 0; i < d->facts.nnodes; i++)
+			seen |= d->facts.nodes[i].member && d->facts.nodes[i].san_ok[k];
+		if (!seen)
+			snprintf(buf, len, "no node sees the volume's LUN: I/O waits until the SAN returns, up to the "
+				 "clients' reconnect_timeout");
+		else
+			snprintf(buf, len, "no coordinator runs (%s%s%s): I/O waits for it", r_phase_str(v->phase),
+				 v->reason[0] ? ": " : "", v->reason);
+		return "paused";
+	}
+	snprintf(buf, len, "%s", p ? "no csvfs client reports on the node" : "no csv-rmd runs on the node");
 	return "unavailable";
 }
 
@@ -150,11 +167,11 @@ static struct json_object *state_json(struct rmd *d, const struct ipc_caller *cl
 		for (uint32_t i = 0; i < f->nnodes; i++) {
 			const struct r_node_facts *nf = &f->nodes[i];
 			struct json_object *n = json_object_new_object();
-			const char *reason;
+			char reason[512];
 			add(n, "id", json_object_new_uint64(nf->id));
 			add(n, "san", json_object_new_string(!nf->has[k] && !rmd_peer(d, nf->id) ? "unknown" :
 							     nf->san_ok[k] ? "ok" : "lost"));
-			add(n, "access", json_object_new_string(access_of(d, nf, k, &reason)));
+			add(n, "access", json_object_new_string(access_of(d, nf, k, reason, sizeof(reason))));
 			add(n, "reason", json_object_new_string(reason));
 			json_object_array_add(per, n);
 		}

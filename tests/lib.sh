@@ -37,13 +37,14 @@ start_coordinator() {
 	return 1
 }
 
-# mount_csvfs LUN DIR NODE PORT KEYFILE LOG: mounts LUN on DIR as node NODE
-# with the csvfs client ($CSVFS) of the coordinator on 127.0.0.1:PORT, in the
-# foreground and in the background (its pid in $mount_pid), logging to LOG,
-# and waits until the mount is there. Returns 1, with LOG, when it is not.
+# mount_csvfs LUN DIR NODE PORT KEYFILE LOG [OPTIONS]: mounts LUN on DIR as
+# node NODE with the csvfs client ($CSVFS) of the coordinator on
+# 127.0.0.1:PORT (and the mount OPTIONS, comma-separated), in the foreground
+# and in the background (its pid in $mount_pid), logging to LOG, and waits
+# until the mount is there. Returns 1, with LOG, when it is not.
 mount_csvfs() {
-	local lun=$1 dir=$2 node=$3 port=$4 key=$5 log=$6
-	"$CSVFS" "$lun" "$dir" -f -o "coordinator=127.0.0.1:$port,keyfile=$key,node=$node" >"$log" 2>&1 &
+	local lun=$1 dir=$2 node=$3 port=$4 key=$5 log=$6 extra=${7:+,$7}
+	"$CSVFS" "$lun" "$dir" -f -o "coordinator=127.0.0.1:$port,keyfile=$key,node=$node$extra" >"$log" 2>&1 &
 	mount_pid=$!
 	for _ in $(seq 100); do
 		mountpoint -q "$dir" && return 0

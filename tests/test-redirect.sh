@@ -6,6 +6,9 @@
 # sees no error; when the path heals, the client goes back to direct I/O.
 # A write that stalled lands late, when the path goes on: an overwrite of
 # its range meanwhile must wait for it, or the late write would undo it.
+# When the coordinator loses the LUN too (every path gone), I/O pauses: it
+# goes on without an error when the SAN returns within reconnect_timeout,
+# and fails with EIO past it, losing nothing written before.
 # Binaries from meson: CSVFS, MKFS, FSCK, COORD.
 set -u
 : "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}"
@@ -80,7 +83,10 @@ wait_direct() {
 }
 start_san || exit 1
 start_coordinator "$img" "$port" "$key" "$work/coord.log" || exit 1
-mount_csvfs "nbd+unix:///?socket=$sock" "$A" 1 "$port" "$key" "$work/client.log" || exit 1
+# How long I/O waits for a coordinator before EIO (default 120 s).
+RECONNECT_S=6
+mount_csvfs "nbd+unix:///?socket=$sock" "$A" 1 "$port" "$key" "$work/client.log" "reconnect_timeout=$RECONNECT_S" ||
+	exit 1
 
 head -c 3M /dev/urandom >"$work/r3"
 head -c 2M /dev/urandom >"$work/r2"
@@ -159,6 +165,50 @@ if [ ${#pause_args[@]} -gt 0 ]; then
 	check "after the stall, on the path: O_DIRECT reads it back" \
 		sh -c "dd if='$A/during-hang' iflag=direct bs=64k status=none | cmp '$work/h2' -"
 fi
+
+# Every path gone: the client's (nbdkit killed) and the coordinator's (it
+# ends, as one whose LUN fails does, and cannot start again meanwhile).
+san_down() {
+	kill -9 "$nbd_pid" "$coord_pid" 2>/dev/null
+	wait "$nbd_pid" "$coord_pid" 2>/dev/null
+}
+restarts=0
+san_up() {
+	restarts=$((restarts + 1))
+	start_san && start_coordinator "$img" "$port" "$key" "$work/coord.$restarts.log"
+}
+head -c 1M /dev/urandom >"$work/o1"
+san_down
+t0=$EPOCHREALTIME
+dd if="$work/o1" of="$A/during-outage" bs=64k conv=fsync status=none 2>"$work/dd.err" &
+dd_pid=$!
+sleep 3
+if kill -0 "$dd_pid" 2>/dev/null; then pass "no path anywhere: a write and fsync wait (3 s)"; else
+	fail "no path anywhere: the write did not wait: $(cat "$work/dd.err")"; fi
+san_up || exit 1
+if wait "$dd_pid"; then
+	pass "the SAN back after $(since "$t0") s: the write is done, without an error"
+else
+	fail "the write failed although the SAN came back within reconnect_timeout: $(cat "$work/dd.err")"
+fi
+check "it reads back byte-exact" cmp "$work/o1" "$A/during-outage"
+san_down
+t0=$EPOCHREALTIME
+if dd if="$work/o1" of="$A/past-limit" bs=64k conv=fsync status=none 2>"$work/dd.err"; then
+	fail "no path for longer than reconnect_timeout: the write succeeded"
+else
+	took=$(since "$t0")
+	grep -q "Input/output error" "$work/dd.err" &&
+		pass "no path for longer than reconnect_timeout ($RECONNECT_S s): the write fails with EIO after $took s" ||
+		fail "the write failed, but not with EIO: $(cat "$work/dd.err")"
+	awk -v t="$took" -v l="$RECONNECT_S" 'BEGIN { exit !(t >= l - 0.5) }' &&
+		pass "... not before reconnect_timeout" || fail "the write failed after $took s, before $RECONNECT_S s"
+fi
+san_up || exit 1
+check "after the outage, every file written before reads back byte-exact" sh -c "cmp '$work/r3' '$A/before' &&
+	cmp '$work/r2' '$A/during-loss' && cmp '$work/o1' '$A/during-outage'"
+check "after the outage, a write and fsync work" dd if="$work/o1" of="$A/after-outage" bs=64k conv=fsync status=none
+check "... and read back byte-exact" cmp "$work/o1" "$A/after-outage"
 
 fusermount3 -u "$A" && pass "unmount" || fail "unmount"
 for _ in $(seq 100); do kill -0 "$mount_pid" 2>/dev/null || break; sleep 0.1; done

@@ -319,6 +319,33 @@ for n in v["nodes"]:
         print(n["access"])' "$1"
 }
 
+# Every member node's access is paused, the reason saying that no node
+# sees the LUN.
+all_paused() {
+	csvctl volume state vol1 --json | python3 -c '
+import json, sys
+nodes = json.load(sys.stdin)["nodes"]
+sys.exit(not nodes or any(n["access"] != "paused" or "no node sees" not in n["reason"] for n in nodes))'
+}
+# wait_fenced S V: waits until the node of the checks counts node V fenced,
+# its time in t_fenced ("" when it does not).
+wait_fenced() {
+	t_fenced=
+	if wait_state 30 eval '[ "$(fence_of "$CTL_NODE" "$2")" = fenced ]'; then
+		t_fenced=$(now)
+	else
+		fail "$1: node $CTL_NODE counts node $2 fenced"
+	fi
+}
+# no_write_after_fence S V T1: node V's writer completed no write between
+# the time the others counted it fenced and T1.
+no_write_after_fence() {
+	[ -n "$t_fenced" ] || return 0
+	local late
+	late=$(acks_between "$work/$1.w$2" "$t_fenced" "$3")
+	check "$1: node $2 completed no write once the others counted it fenced ($late)" test "$late" = 0
+}
+
 # ---------------------------------------------------------------- scenarios
 
 table=()
@@ -354,23 +381,14 @@ run_scenario() {
 		"$LAB" fault "$v" net-off >/dev/null
 		[ "$s" = net-off-coord ] &&
 			{ check "$s: the volume runs on a node of the majority" wait_state 40 running_off "$c" "$CTL_NODE" ; }
-		local t_fenced=
-		if wait_state 30 eval '[ "$(fence_of "$CTL_NODE" "$v")" = fenced ]'; then
-			t_fenced=$(now)
-		else
-			fail "$s: node $CTL_NODE counts node $v fenced"
-		fi
+		wait_fenced "$s" "$v"
 		if [ "$s" = fenced-return ]; then
 			wait_state 30 eval '"$LAB" exec "$v" -- "$CSVCTL" status | grep -q "this node is FENCED"' ||
 				fail "$s: node $v fenced itself"
 		fi
 		sleep "$HOLD"
 		t1=$(now)
-		if [ -n "$t_fenced" ]; then
-			local late
-			late=$(acks_between "$work/$s.w$v" "$t_fenced" "$t1")
-			check "$s: node $v completed no write once the others counted it fenced ($late)" test "$late" = 0
-		fi
+		no_write_after_fence "$s" "$v" "$t1"
 		"$LAB" fault "$v" net-on >/dev/null
 		check "$s: node $v is back in the cluster" wait_state 40 all_back
 		check "$s: node $v's writer goes on" wait_state 30 eval \
@@ -402,6 +420,7 @@ run_scenario() {
 		;;
 	san-off-all)
 		for ((n = 1; n <= NODES; n++)); do "$LAB" fault "$n" san-off >/dev/null; done
+		check "$s: csvctl shows every node paused, since no node sees the LUN" wait_state 20 all_paused
 		sleep "$HOLD"
 		for ((n = 1; n <= NODES; n++)); do "$LAB" fault "$n" san-on >/dev/null; done
 		check "$s: the volume runs again" wait_state 40 running_off "" "$CTL_NODE"
@@ -429,7 +448,9 @@ run_scenario() {
 	kill-corosync)
 		v=$o
 		kill -KILL "$(cat "$(node_dir "$o")/corosync.pid")"
+		wait_fenced "$s" "$v"
 		sleep "$HOLD"
+		no_write_after_fence "$s" "$v" "$(now)"
 		"$LAB" fault "$o" restart >/dev/null || fail "$s: restart of corosync on node $o"
 		check "$s: node $o is back in the cluster" wait_state 40 all_back
 		;;
@@ -452,9 +473,11 @@ run_scenario() {
 				'[ "$(access_of "$n")" = fs-redirected ]'
 		done
 		sleep "$HOLD"
-		check "$s: csvctl volume redirect vol1 off" eval \
-			'"$LAB" exec "$CTL_NODE" -- "$CSVCTL" volume redirect vol1 off --wait 20 >"$work/redir.out" 2>&1' ||
+		check "$s: csvctl volume redirect vol1 off --json" eval \
+			'"$LAB" exec "$CTL_NODE" -- "$CSVCTL" volume redirect vol1 off --wait 20 --json >"$work/redir.out"' ||
 			sed 's/^/    /' "$work/redir.out"
+		check "$s: ... its last JSON line is the volume, not redirected" eval \
+			'tail -n 1 "$work/redir.out" | python3 -c "import json, sys; v = json.load(sys.stdin); sys.exit(v[\"redirect\"])"'
 		for ((n = 1; n <= NODES; n++)); do
 			check "$s: node $n's I/O is direct again" wait_state 10 eval '[ "$(access_of "$n")" = direct ]'
 		done
