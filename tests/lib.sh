@@ -54,3 +54,16 @@ mount_csvfs() {
 	echo "csvfs node $node did not mount on $dir:"; sed 's/^/    /' "$log"
 	return 1
 }
+
+# The lab nodes (of the three first) where a QEMU of VM NAME lives, as
+# "2" or "1 3" (none: ""), from the processes of each node's namespace.
+qemu_nodes() {
+	local i p out=
+	for i in 1 2 3; do
+		for p in $(ip netns pids "csvlab-n$i" 2>/dev/null); do
+			[ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ] || continue
+			grep -qaF "/run/csvlab/n$i/$1.qmp" "/proc/$p/cmdline" 2>/dev/null && out+="${out:+ }$i"
+		done
+	done
+	echo "$out"
+}

@@ -142,17 +142,6 @@ writes_between() { awk -v a="$2" -v b="$3" '$1 != "ERROR" && $2 > a && $2 < b {n
 # The parts to run (all by default): three, agent, two.
 PARTS=" ${FENCE_PARTS:-three agent two} "
 
-# The nodes where a QEMU of VM NAME lives, e.g. "3" (none: "").
-qemu_nodes() {
-	local i p out=
-	for i in 1 2 3; do
-		for p in $(ip netns pids "csvlab-n$i" 2>/dev/null); do
-			[ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ] || continue
-			grep -qaF "/run/csvlab/n$i/$1.qmp" "/proc/$p/cmdline" 2>/dev/null && out+="${out:+ }$i"
-		done
-	done
-	echo "$out"
-}
 # "PHASE NODE" of VM NAME as csvctl on node N reports it.
 vm_where() {
 	"$LAB" exec "$1" -- "$CSVCTL" vm list --json 2>/dev/null | python3 -c '

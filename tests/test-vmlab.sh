@@ -59,17 +59,6 @@ for v in json.load(sys.stdin):
         print("" if x is None else x)' "$1" "$2"
 }
 vm_is() { [ "$(vm_field "$1" phase) $(vm_field "$1" node)" = "$2 $3" ]; }
-# The nodes where a QEMU of VM NAME lives, e.g. "2" (none: "").
-qemu_nodes() {
-	local i p out=
-	for i in 1 2 3; do
-		for p in $(ip netns pids "csvlab-n$i" 2>/dev/null); do
-			[ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ] || continue
-			grep -qaF "/run/csvlab/n$i/$1.qmp" "/proc/$p/cmdline" 2>/dev/null && out+="${out:+ }$i"
-		done
-	done
-	echo "$out"
-}
 # wait_for WHAT SECONDS COMMAND...: waits until COMMAND succeeds, records it.
 wait_for() {
 	local what=$1 t=$2 t0=${EPOCHREALTIME/./}
