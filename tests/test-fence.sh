@@ -6,7 +6,9 @@
 # counted fenced once its lease has expired; with the lab's fence agent, a
 # cut-off node is fenced by the agent. Two nodes with the disk witness: a
 # cut link leaves exactly one quorate side, and a killed node leaves the
-# other quorate. Prints the time from each fault to each state.
+# other quorate. Quorum options of corosync.conf (last_man_standing,
+# auto_tie_breaker) are reported and followed. Prints the time from each
+# fault to each state.
 # Binaries come from meson in CSVFS, COORD, QUORUMD, CSVCTL; the tool in LAB.
 set -u
 : "${CSVFS:?}" "${COORD:?}" "${QUORUMD:?}" "${CSVCTL:?}" "${LAB:?}"
@@ -139,8 +141,8 @@ records_ok() {
 writer_gap() { awk '$1 != "ERROR" {if (p) {g = $2 - p; if (g > m) m = g} p = $2} END {printf "%.2f", m}' "$1"; }
 writes_between() { awk -v a="$2" -v b="$3" '$1 != "ERROR" && $2 > a && $2 < b {n++} END {print n + 0}' "$1"; }
 
-# The parts to run (all by default): three, agent, two.
-PARTS=" ${FENCE_PARTS:-three agent two} "
+# The parts to run (all by default): three, agent, two, options.
+PARTS=" ${FENCE_PARTS:-three agent two options} "
 
 # "PHASE NODE" of VM NAME as csvctl on node N reports it.
 vm_where() {
@@ -340,6 +342,53 @@ check "node $other's lease is valid again" eval \
 	'"$LAB" exec "$other" -- "$CSVCTL" status | grep -q "^Lease: *valid"'
 down
 fi
+# ---------------------------------------------- three nodes, quorum options
+# votequorum's options as the operator sets them in corosync.conf: csv-quorumd
+# reports them and follows votequorum's verdict. With last_man_standing
+# (window 1 s) and auto_tie_breaker, a node's loss lowers the expected votes
+# to 2; then the loss of a second node leaves node 1 (the lowest id) quorate
+# alone, with a valid lease, counting both fenced.
+if [[ $PARTS == *" options "* ]]; then
+up --nodes 3 --quorum-option wait_for_all=1 --quorum-option last_man_standing=1 \
+	--quorum-option last_man_standing_window=1000 --quorum-option auto_tie_breaker=1
+# The options set, and the expected votes, as csvctl on node N reports them.
+options_of() {
+	"$LAB" exec "$1" -- "$CSVCTL" status --json | python3 -c '
+import json, sys
+q = json.load(sys.stdin)["quorum"]
+print(" ".join(k for k, v in sorted(q["options"].items()) if v))'
+}
+expected_of() {
+	"$LAB" exec "$1" -- "$CSVCTL" status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["quorum"]["expected_votes"])'
+}
+for i in 1 2 3; do
+	check "node $i: csvctl status reports the options of corosync.conf" \
+		test "$(options_of "$i")" = "auto_tie_breaker last_man_standing wait_for_all"
+done
+"$LAB" exec 1 -- "$CSVCTL" status | grep "^Options:" | sed 's/^/    /'
+t0=$(now_us)
+"$LAB" fault 3 kill >/dev/null || fail "fault 3 kill"
+if wait_for 30 2 expected_of 1; then
+	pass "node 3 killed: last_man_standing lowers the expected votes to 2 ($(ms_since "$t0") ms)"
+else
+	fail "expected votes 2 after node 3's loss"
+fi
+check "node 1 counts node 3 fenced" wait_for 30 "fenced lease-expired" fence_of 1 3
+t0=$(now_us)
+"$LAB" fault 2 kill >/dev/null || fail "fault 2 kill"
+if wait_for 30 "1 Yes" view 1; then
+	pass "node 2 killed too: node 1 alone stays quorate (auto_tie_breaker, lowest id) ($(ms_since "$t0") ms)"
+else
+	fail "node 1 alone quorate"
+fi
+check "node 1's csvctl status: quorate, its lease valid" eval \
+	'"$LAB" exec 1 -- "$CSVCTL" status | grep -q "^Lease: *valid" &&
+	 "$LAB" exec 1 -- "$CSVCTL" status | grep -q "^Quorum: *quorate"'
+check "node 1 counts node 2 fenced" wait_for 30 "fenced lease-expired" fence_of 1 2
+check "node 1 still writes to the volume" eval 'echo alone >"$dir/mnt/node1/vol1/alone" && sync "$dir/mnt/node1/vol1/alone"'
+down
+fi
+
 echo "corosync token 1000 ms (token_coefficient 0), heartbeat 500 ms, lease $LEASE_MS ms"
 
 echo "$failures failure(s)"
