@@ -330,8 +330,9 @@ sys.exit(not nodes or any(n["access"] != "paused" or "no node sees" not in n["re
 # wait_fenced S V: waits until the node of the checks counts node V fenced,
 # its time in t_fenced ("" when it does not).
 wait_fenced() {
+	local fenced_node=$2  # eval runs inside wait_state, where $2 is not this
 	t_fenced=
-	if wait_state 30 eval '[ "$(fence_of "$CTL_NODE" "$2")" = fenced ]'; then
+	if wait_state 30 eval '[ "$(fence_of "$CTL_NODE" "$fenced_node")" = fenced ]'; then
 		t_fenced=$(now)
 	else
 		fail "$1: node $CTL_NODE counts node $2 fenced"
@@ -420,7 +421,8 @@ run_scenario() {
 		;;
 	san-off-all)
 		for ((n = 1; n <= NODES; n++)); do "$LAB" fault "$n" san-off >/dev/null; done
-		check "$s: csvctl shows every node paused, since no node sees the LUN" wait_state 20 all_paused
+		check "$s: csvctl shows every node paused, since no node sees the LUN" wait_state 20 all_paused ||
+			csvctl volume state vol1 | sed 's/^/    /'
 		sleep "$HOLD"
 		for ((n = 1; n <= NODES; n++)); do "$LAB" fault "$n" san-on >/dev/null; done
 		check "$s: the volume runs again" wait_state 40 running_off "" "$CTL_NODE"
