@@ -209,6 +209,11 @@ int main(int argc, char **argv)
 	if (v->primary_header_bad)
 		vlog(&s, LOG_WARNING, "the primary volume header is damaged: opened from the backup; run fsck.csvfs");
 
+	/* One coordinator per epoch: this one takes the next before it writes
+	 * anything else, so that one it replaces stops before the replay. */
+	r = clusterarea_take_epoch(v, s.node_id, &s.epoch, err, sizeof(err));
+	if (r < 0)
+		die("volume %s: cannot take the coordinator epoch: %s", s.volname, err);
 	r = journal_open(v, &j);
 	if (r < 0)
 		die("volume %s: cannot open the journal of %s: %s", s.volname, lun, strerror(-r));
@@ -222,10 +227,6 @@ int main(int argc, char **argv)
 	} else {
 		vlog(&s, LOG_INFO, "journal clean: nothing to replay");
 	}
-	/* One coordinator per epoch: this one takes the next. */
-	r = clusterarea_take_epoch(v, s.node_id, &s.epoch, err, sizeof(err));
-	if (r < 0)
-		die("volume %s: cannot take the coordinator epoch: %s", s.volname, err);
 	err[0] = '\0';
 	r = fs_open_journaled(v, j, &fs, err, sizeof(err));
 	if (r < 0)
