@@ -356,6 +356,25 @@ static bool path_failed(int r)
 
 /* ---- the path and its prober --------------------------------------------------- */
 
+void client_lun_on_access(struct client_lun *l, void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&l->state_lock);
+	l->on_access = fn;
+	l->on_access_ctx = ctx;
+	pthread_mutex_unlock(&l->state_lock);
+}
+
+/* Tells the one who asked that the access changed. */
+static void access_changed(struct client_lun *l)
+{
+	pthread_mutex_lock(&l->state_lock);
+	void (*fn)(void *) = l->on_access;
+	void *ctx = l->on_access_ctx;
+	pthread_mutex_unlock(&l->state_lock);
+	if (fn)
+		fn(ctx);
+}
+
 /* Opens the path anew and reads its first block; installs it when that
  * works. A probe whose read stalls is kept until the read ends (one
  * stalled probe at a time, not one more per period). Prober only. */
@@ -393,6 +412,7 @@ static bool probe(struct client_lun *l)
 	pthread_rwlock_unlock(&l->lock);
 	blockdev_close(old); /* one with stalled requests: by its own thread, once they end */
 	client_log(LOG_NOTICE, "the SAN path to %s works again: direct I/O", l->spec);
+	access_changed(l);
 	return true;
 }
 
@@ -438,6 +458,7 @@ static void path_down(struct client_lun *l, uint64_t gen, int r)
 	pthread_mutex_unlock(&l->state_lock);
 	if (!first)
 		return;
+	access_changed(l);
 	if (r == -ETIMEDOUT)
 		client_log(LOG_WARNING, "the SAN path to %s stalled for %u ms: I/O goes through the coordinator",
 			   l->spec, l->io_timeout_ms);
@@ -569,6 +590,9 @@ static void lease_fence(void *ctx, const char *why)
 	client_log(LOG_CRIT, "self-fence: %s: stopping all I/O on %s", why, l->spec);
 	pthread_mutex_lock(&l->gate_lock);
 	l->gate_closed = true;
+	pthread_mutex_unlock(&l->gate_lock);
+	access_changed(l);
+	pthread_mutex_lock(&l->gate_lock);
 	while (l->inflight)
 		pthread_cond_wait(&l->gate_cond, &l->gate_lock);
 	pthread_mutex_unlock(&l->gate_lock);
@@ -587,6 +611,7 @@ static void lease_resume(void *ctx)
 	pthread_cond_broadcast(&l->gate_cond);
 	pthread_mutex_unlock(&l->gate_lock);
 	client_log(LOG_NOTICE, "the lease of this node is valid again: I/O on %s resumes", l->spec);
+	access_changed(l);
 }
 
 int client_lun_hold_lease(struct client_lun *l, const char *ipc_name, unsigned wait_ms, unsigned timeout_s,

@@ -88,6 +88,9 @@ struct client_lun {
 	bool gate_closed;           /* fenced */
 	bool gate_waiting_logged;
 	unsigned inflight;
+	/* Told when the access changes (state_lock guards the pointers). */
+	void (*on_access)(void *ctx);
+	void *on_access_ctx;
 };
 
 /* Opens spec (the LUN is needed at mount time), with io_timeout_ms
@@ -130,3 +133,7 @@ void client_lun_set_fs_redirected(struct client_lun *l, bool on);
  * "direct", "block-redirected", "fs-redirected" or "paused" (waiting for
  * the lease), with the reason in reason (may be empty). */
 const char *client_lun_access(struct client_lun *l, char *reason, size_t len);
+/* Calls fn(ctx), from whatever thread saw it, when client_lun_access() may
+ * say something new: the path failed or works again, the lease was lost or
+ * is back. fn must not block; NULL stops the calls. */
+void client_lun_on_access(struct client_lun *l, void (*fn)(void *ctx), void *ctx);

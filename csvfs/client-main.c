@@ -50,6 +50,7 @@ struct rmd_follow {
 	bool have_redirect;          /* redirect holds csv-rmd's word */
 	bool redirect;
 	bool stop;
+	bool poked;                  /* the access changed: ask now */
 
 	char poll_err[512];          /* the thread's own: its last error, logged once */
 	bool started;
@@ -126,6 +127,17 @@ static int rmd_follow_locate(void *ud, char *host, size_t hostlen, char *port, s
 	return 0;
 }
 
+/* The lun's access changed: ask (and so tell) csv-rmd now, not at the
+ * next poll. */
+static void rmd_follow_poke(void *ctx)
+{
+	struct rmd_follow *f = ctx;
+	pthread_mutex_lock(&f->lock);
+	f->poked = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void *rmd_follow_main(void *arg)
 {
 	struct rmd_follow *f = arg;
@@ -142,8 +154,9 @@ static void *rmd_follow_main(void *arg)
 			dl.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&f->lock);
-		while (!f->stop && pthread_cond_timedwait(&f->cond, &f->lock, &dl) == 0)
+		while (!f->stop && !f->poked && pthread_cond_timedwait(&f->cond, &f->lock, &dl) == 0)
 			;
+		f->poked = false;
 		bool stop = f->stop;
 		pthread_mutex_unlock(&f->lock);
 		if (stop)
@@ -179,12 +192,15 @@ static int rmd_follow_start(struct rmd_follow *f, struct client_conn *cc, struct
 	if (r != 0)
 		return -r;
 	f->started = true;
+	client_lun_on_access(lun, rmd_follow_poke, f);
 	return 0;
 }
 
 /* Stops the thread and lets go of the lun: before the lun is closed. */
 static void rmd_follow_stop(struct rmd_follow *f)
 {
+	if (f->started)
+		client_lun_on_access(f->lun, NULL, NULL);
 	pthread_mutex_lock(&f->lock);
 	f->stop = true;
 	f->lun = NULL;

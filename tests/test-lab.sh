@@ -1,9 +1,10 @@
 #!/bin/bash
 # The lab cluster as a user drives it: csv-lab up brings up three nodes
-# (network namespaces, corosync, nbdkit SAN paths, the coordinator on node
-# 1, csvfs mounted on every node); then membership, the shared volume, the
-# network isolation, faults of the cluster link, of a SAN path and of a
-# whole node, status, and down, after which nothing of the lab is left.
+# with two volumes (network namespaces, corosync, nbdkit SAN paths,
+# csv-quorumd, csv-rmd placing the two coordinators on two nodes, csvfs
+# mounted on every node); then membership, the shared volumes, the network
+# isolation, faults of the cluster link, of a SAN path and of a whole node,
+# status, and down, after which nothing of the lab is left.
 # Binaries come from meson in CSVFS, MKFS, FSCK and COORD; the tool in LAB.
 set -u
 : "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}" "${LAB:?}"
@@ -59,8 +60,8 @@ wait_view() {
 	waited=$(secs $((${EPOCHREALTIME/./} - t0)))
 }
 
-mnt() { echo "$dir/mnt/node$1/vol1"; }
-mounted() { awk -v p="$(mnt "$1")" '$2 == p && $3 ~ /^fuse/ {f = 1} END {exit !f}' /proc/mounts; }
+mnt() { echo "$dir/mnt/node$1/vol${2:-1}"; }
+mounted() { awk -v p="$(mnt "$1" "${2:-1}")" '$2 == p && $3 ~ /^fuse/ {f = 1} END {exit !f}' /proc/mounts; }
 
 # The tool's own options.
 "$LAB" --help | grep -q "fault NODE KIND" && pass "--help" || fail "--help"
@@ -79,14 +80,14 @@ fi
 # Up.
 up_started=1
 t0=${EPOCHREALTIME/./}
-if ! "$LAB" up --nodes 3 --lun-size 512M --dir "$dir" --build "$build" >"$work/up.out" 2>&1; then
+if ! "$LAB" up --nodes 3 --volumes 2 --lun-size 512M --dir "$dir" --build "$build" >"$work/up.out" 2>&1; then
 	fail "csv-lab up"
 	sed 's/^/    /' "$work/up.out"
 	for f in "$dir"/node*/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done
 	exit 1
 fi
 t_up=$(secs $((${EPOCHREALTIME/./} - t0)))
-pass "csv-lab up --nodes 3 --lun-size 512M (${t_up} s)"
+pass "csv-lab up --nodes 3 --volumes 2 --lun-size 512M (${t_up} s)"
 grep -q "csv-lab down" "$work/up.out" && pass "up prints how to tear down" || fail "up summary"
 
 # A second lab is refused while this one is up, and this one is untouched.
@@ -102,16 +103,26 @@ check "the first lab still has node 1 quorate with 3" test "$(view 1)" = "3 Yes"
 for i in 1 2 3; do check "node $i is quorate with 3 members" test "$(view "$i")" = "3 Yes"; done
 # csv-quorumd runs on every node: csvctl there reports the cluster.
 for i in 1 2 3; do
-	check "csvctl status on node $i: quorate, 3 members, the volume up on every node" sh -c \
+	check "csvctl status on node $i: quorate, 3 members, both volumes up on every node" sh -c \
 		"'$LAB' exec $i -- '$build/cli/csvctl' status --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 sys.exit(0 if s[\"quorum\"][\"quorate\"] and len(s[\"members\"]) == 3 and
-	all(n[\"volumes\"][0][\"state\"] == \"up\" for n in s[\"nodes\"]) else 1)'"
+	all(len(n[\"volumes\"]) == 2 and all(v[\"state\"] == \"up\" for v in n[\"volumes\"])
+	    for n in s[\"nodes\"]) else 1)'"
 done
 
-# The volume on every node; a file written on node 1 is read on node 3.
-for i in 1 2 3; do check "vol1 is mounted on node $i" mounted "$i"; done
+# The volumes on every node; a file written on node 1 is read on node 3.
+for i in 1 2 3; do check "vol1 and vol2 are mounted on node $i" eval 'mounted "$i" 1 && mounted "$i" 2'; done
+# csv-rmd spreads the coordinators: vol1 and vol2 on two nodes.
+holders=$("$LAB" exec 1 -- "$build/cli/csvctl" volume list --json | python3 -c '
+import json, sys
+print(" ".join(str(v["holder"]) for v in json.load(sys.stdin) if v["phase"] == "running"))')
+check "csv-rmd runs the coordinators of vol1 and vol2 on two nodes ($holders)" \
+	eval '[ "$(wc -w <<<"$holders")" = 2 ] && [ "$(tr " " "\n" <<<"$holders" | sort -u | wc -l)" = 2 ]'
+echo "on vol2" >"$(mnt 2 2)/from-node2" && pass "write on vol2 on node 2" || fail "write on vol2 on node 2"
+check "node 3 reads it on vol2, and vol1 does not have it" eval \
+	'[ "$(cat "$(mnt 3 2)/from-node2")" = "on vol2" ] && [ ! -e "$(mnt 3)/from-node2" ]'
 head -c 1M /dev/urandom >"$work/r1"
 cp "$work/r1" "$(mnt 1)/from-node1" && pass "write 1 MiB on node 1" || fail "write on node 1"
 check "node 3 reads it byte-exact" cmp "$work/r1" "$(mnt 3)/from-node1"
