@@ -157,11 +157,18 @@ static void release_acked(struct server *s, bool force)
 			continue;
 		}
 		if (!waits_done(h))
-			for (unsigned i = 0; i < h->nwaits; i++)
-				if (h->waits[i].c && h->waits[i].c->inval_answered < h->waits[i].until)
-					connlog(h->waits[i].c, LOG_WARNING,
-						"did not answer invalidations within %u ms: a reply went without",
-						SERVER_INVAL_WAIT_MS);
+			for (unsigned i = 0; i < h->nwaits; i++) {
+				struct conn *x = h->waits[i].c;
+				if (!x || x->inval_answered >= h->waits[i].until || x->inval_silent)
+					continue;
+				/* One that does not answer (cut off, frozen) would
+				 * hold every later reply as long: until it answers
+				 * again, replies go without waiting for it. */
+				x->inval_silent = true;
+				connlog(x, LOG_WARNING,
+					"did not answer invalidations within %u ms: replies go without waiting for "
+					"it until it answers again", SERVER_INVAL_WAIT_MS);
+			}
 		*pp = h->next;
 		server_send(h->c, &h->f);
 		held_free(h);
@@ -183,6 +190,10 @@ static void ack_timeout(void *data)
 static void inval_answered(struct conn *c)
 {
 	c->inval_answered++;
+	if (c->inval_silent) {
+		c->inval_silent = false;
+		connlog(c, LOG_NOTICE, "answers invalidations again: replies wait for it again");
+	}
 	if (c->s->acking)
 		release_acked(c->s, false);
 }
@@ -245,7 +256,7 @@ static void reply_when_durable(struct conn *c, struct csv_wire_frame *f)
 	*f = (struct csv_wire_frame){ 0 };
 	/* The invalidations sent so far to the other clients. */
 	for (struct conn *x = s->conns; x; x = x->next) {
-		if (x == c || !x->authed || x->inval_answered >= x->inval_sent)
+		if (x == c || !x->authed || x->inval_answered >= x->inval_sent || x->inval_silent)
 			continue;
 		void *p = realloc(h->waits, (h->nwaits + 1) * sizeof(*h->waits));
 		if (!p)

@@ -40,6 +40,7 @@ struct conn {
 	bool dead;                    /* to be closed: reason says why */
 	uint64_t inval_sent;          /* INVAL_INODE callbacks sent to it */
 	uint64_t inval_answered;      /* and answered */
+	bool inval_silent;            /* missed SERVER_INVAL_WAIT_MS: not waited for until it answers */
 	char reason[256];
 	struct conn *prev, *next;
 };
