@@ -76,6 +76,7 @@ void group_send_hello(struct rmd *d)
 	json_object_object_add(o, "name", json_object_new_string(d->node_name));
 	json_object_object_add(o, "address", json_object_new_string(d->address));
 	json_object_object_add(o, "members", json_object_new_string(d->members_key));
+	json_object_object_add(o, "synced", json_object_new_boolean(d->synced));
 	json_object_object_add(o, "vm_memory_mb", json_object_new_uint64(d->vm_memory_mb));
 	json_object_object_add(o, "cpus", json_object_new_uint64(d->cpus));
 	json_object_object_add(o, "cpu_flags", json_object_new_string(d->cpu_flags));
@@ -89,7 +90,24 @@ void group_send_hello(struct rmd *d)
 	json_object_object_add(o, "volumes", vols);
 	json_object_object_add(o, "state", r_state_json(&d->st));
 	group_send(d, RMD_HELLO, o);
+	d->hello_ms = rmd_now_ms();
 	d->san_sent = false;  /* and the SAN report again, after the hello */
+}
+
+void group_round_check(struct rmd *d)
+{
+	uint64_t now = rmd_now_ms();
+	if (!d->joined || d->synced || now - d->round_ms < RMD_HELLO_AGAIN_MS || now - d->hello_ms < RMD_HELLO_AGAIN_MS)
+		return;
+	char missing[256] = "";
+	for (uint32_t i = 0; i < d->npeers; i++)
+		if (!d->peers[i].hello) {
+			size_t l = strlen(missing);
+			snprintf(missing + l, sizeof(missing) - l, "%s%u", l ? ", " : "", d->peers[i].id);
+		}
+	qb_log(LOG_WARNING, "the hello round of the csv-rmd group (members %s) still lacks the hello of node(s) %s "
+	       "after %llu ms: asking again", d->members_key, missing, (unsigned long long)(now - d->round_ms));
+	group_send_hello(d);
 }
 
 /* ---- applying messages ------------------------------------------------------ */
@@ -317,6 +335,14 @@ static void hello(struct rmd *d, uint32_t from, const char *body)
 	}
 	p->known = true;
 
+	/* A member still in this round (it says so) may lack this node's
+	 * hello: it gets it again, once a second at most. */
+	struct json_object *ps = r_json_get(o, "synced");
+	if (d->synced && from != d->node_id && ps && !json_object_get_boolean(ps) &&
+	    strcmp(jstr(o, "members"), d->members_key) == 0 && rmd_now_ms() - d->hello_answer_ms >= 1000) {
+		d->hello_answer_ms = rmd_now_ms();
+		group_send_hello(d);
+	}
 	/* A hello within a round that is over: new facts of its volumes. */
 	if (d->synced) {
 		uint64_t before = d->st.version;
@@ -451,6 +477,7 @@ static void confchg(cpg_handle_t h, const struct cpg_name *group, const struct c
 	d->npeers = np;
 	d->synced = false;
 	d->have_best = false;
+	d->round_ms = rmd_now_ms();
 	group_send_hello(d);
 }
 

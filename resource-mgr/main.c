@@ -273,6 +273,7 @@ static void on_tick(void *data)
 		if (has_uuids)
 			group_send_hello(d);  /* the volumes' UUIDs, now known */
 	}
+	group_round_check(d);
 	report_san(d);
 	expire_access(d);
 	roles_act(d);

@@ -18,6 +18,8 @@
 
 #define RMD_GROUP "csv-rmd"
 #define RMD_TICK_MS 200
+/* A hello round not over after this asks the members again. */
+#define RMD_HELLO_AGAIN_MS 2000
 /* A csvfs client that has not reported for this long is counted gone. */
 #define RMD_ACCESS_STALE_MS 5000
 /* At its start, the leader waits this long, at most, for the csv-rmd of
@@ -150,6 +152,9 @@ struct rmd {
 	uint32_t npeers;
 	bool synced;              /* every member's hello of this membership arrived */
 	char members_key[512];    /* the sorted member ids of this membership */
+	uint64_t round_ms;        /* when this membership's hello round began */
+	uint64_t hello_ms;        /* when this node last sent its hello */
+	uint64_t hello_answer_ms; /* when it last sent one again for a peer still in its round */
 	struct r_state best;      /* the best state among this round's hellos */
 	uint32_t best_from;
 	bool have_best;
@@ -230,6 +235,9 @@ void group_stop(struct rmd *d);
 int group_send(struct rmd *d, enum rmd_msg type, struct json_object *o);
 /* Says who this node is, its volumes and its state. */
 void group_send_hello(struct rmd *d);
+/* A hello round that lasts: says whose hello it lacks and sends this
+ * node's again (marked not synced, so that the members that are answer). */
+void group_round_check(struct rmd *d);
 
 /* facts.c */
 void facts_refresh(struct rmd *d);

@@ -323,7 +323,11 @@ done
 ok=1
 for _ in $(seq 40); do [ "$(view "$holder")" = "1 Yes" ] && break; [ "$(view "$holder" | cut -d' ' -f2)" = Yes ] || ok=0; sleep 0.1; done
 check "kill of node $other: node $holder stays quorate" test "$ok" = 1 -a "$(view "$holder")" = "1 Yes"
-out=$("$LAB" fault "$other" restart 2>&1) || { fail "fault $other restart"; echo "$out"; }
+if ! out=$("$LAB" fault "$other" restart 2>&1); then
+	fail "fault $other restart"
+	echo "$out"
+	for f in "$dir"/node*/rmd.log; do echo "--- $f"; tail -n 15 "$f"; done
+fi
 wait_for 30 "2 Yes 2 Yes" eval 'echo "$(view 1) $(view 2)"' || fail "node $other back"
 # A killed holder: the other takes the witness and is quorate again.
 t0=$(now_us)
