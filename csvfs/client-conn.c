@@ -71,6 +71,7 @@ struct client_conn {
 	pthread_cond_t pcond;
 	struct pending *pending;
 	bool up;                    /* connected; requests are sent at once */
+	int fd;                     /* c's socket while up, else -1: shut from any thread without lock */
 	bool stopping;
 	uint64_t epoch, gen, next_id, root_ino;
 	struct timespec lost_at;    /* when the connection was lost */
@@ -227,6 +228,7 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 	int r = 0;
 	if (!cc)
 		return -ENOMEM;
+	cc->fd = -1;
 	pthread_mutex_init(&cc->lock, NULL);
 	pthread_mutex_init(&cc->plock, NULL);
 	if (p->locator) {
@@ -260,6 +262,7 @@ int client_conn_open(const struct client_conn_params *p, struct client_conn **re
 	cc->root_ino = w.root_ino;
 	cc->gen = 1;
 	cc->up = true;
+	cc->fd = csv_wire_conn_fd(cc->c);
 	/* Ids go on growing across connections: a coordinator that stayed
 	 * remembers replies by id. */
 	cc->next_id = csv_wire_conn_next_id(cc->c);
@@ -286,17 +289,18 @@ uint64_t client_conn_epoch(struct client_conn *cc)
 
 bool client_conn_drop_older(struct client_conn *cc, uint64_t epoch)
 {
-	pthread_mutex_lock(&cc->lock);
+	/* Not under lock: a send blocked on the old coordinator holds it,
+	 * and this shutdown is what ends that send. The socket stays open
+	 * while fd is set (lose_connection clears fd before closing it). */
 	pthread_mutex_lock(&cc->plock);
-	bool older = cc->up && cc->c && cc->epoch < epoch;
+	bool older = cc->up && cc->fd >= 0 && cc->epoch < epoch;
 	uint64_t had = cc->epoch;
+	if (older)
+		shutdown(cc->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&cc->plock);
-	if (older) {
+	if (older)
 		client_log(LOG_NOTICE, "a coordinator of epoch %llu serves the volume; this connection is of epoch %llu: "
 			   "connecting again", (unsigned long long)epoch, (unsigned long long)had);
-		shutdown(csv_wire_conn_fd(cc->c), SHUT_RDWR);
-	}
-	pthread_mutex_unlock(&cc->lock);
 	return older;
 }
 
@@ -495,6 +499,9 @@ static int on_frame(struct csv_wire_conn *c, const void *frame, size_t len, void
 static void lose_connection(struct client_conn *cc)
 {
 	pthread_mutex_lock(&cc->lock);
+	pthread_mutex_lock(&cc->plock);
+	cc->fd = -1;  /* before the socket closes: see client_conn_drop_older() */
+	pthread_mutex_unlock(&cc->plock);
 	csv_wire_conn_free(cc->c);
 	cc->c = NULL;
 	pthread_mutex_lock(&cc->plock);
@@ -591,6 +598,7 @@ static void reconnect(struct client_conn *cc)
 			resend[n++] = p;
 		}
 	cc->up = true;
+	cc->fd = csv_wire_conn_fd(cc->c);
 	struct reopen_ctx x = { .cc = cc, .epoch = cc->epoch };
 	client_log(LOG_NOTICE, "reconnected to coordinator %s:%s, epoch %llu; sending %zu requests again",
 		cc->host, cc->port, (unsigned long long)w.epoch, n);
