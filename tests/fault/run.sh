@@ -17,8 +17,12 @@
 #   run.sh --random SEED [--steps N]  N faults drawn from SEED (the same
 #                                 scenarios in the same order for a seed)
 #   run.sh --list                 the scenarios
+#   --fence-agent                 the lab's fence agent fences a lost node too
+#                                 (default: its acknowledgement or its lease's
+#                                 expiry only)
 # FAULT_HOLD (seconds a fault lasts, 8), FAULT_SETTLE (seconds of load
-# after the recovery, 4) and FAULT_KEEP=1 (keep the logs) tune a run.
+# after the recovery, 4) and FAULT_KEEP=1 (keep the logs, as a failed run
+# does) tune a run.
 #
 # Binaries come from meson in CSVFS, COORD, QUORUMD, RMD, CSVCTL, WORKLOAD,
 # FSCK, and the lab tool in LAB; run by hand, they are taken from the build
@@ -32,16 +36,17 @@ CI_SET="kill-coord kill-client net-off-coord san-off-client san-errors-coord san
 redirect"
 
 usage() {
-	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-random_seed= steps=6 picked=()
+random_seed= steps=6 picked=() fence_agent=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--list) echo $SCENARIOS | tr ' ' '\n'; exit 0 ;;
 	--all) picked=($SCENARIOS); shift ;;
 	--random) random_seed=${2:?--random needs a seed}; shift 2 ;;
 	--steps) steps=${2:?--steps needs a number}; shift 2 ;;
+	--fence-agent) fence_agent=--fence-agent; shift ;;
 	-h | --help) usage; exit 0 ;;
 	-*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	*)
@@ -78,8 +83,8 @@ sampler_pid=
 cleanup() {
 	[ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null
 	stop_load 2>/dev/null
-	# FAULT_KEEP=1 keeps the nodes' logs and the test's files.
-	if [ "${FAULT_KEEP:-0}" = 1 ]; then
+	# FAULT_KEEP=1, or a failure, keeps the nodes' logs and the test's files.
+	if [ "${FAULT_KEEP:-0}" = 1 ] || [ "${failures:-0}" != 0 ]; then
 		mkdir -p "$work.kept"
 		find "$work" -maxdepth 1 -type f -exec cp {} "$work.kept/" \;
 		for d in "$dir"/node*; do
@@ -294,6 +299,13 @@ v = json.load(sys.stdin)[0]
 print(v["holder"] if v["phase"] == "running" else "")')
 	[ -n "$c" ] && [ "$c" != "${1:-0}" ]
 }
+# Scenario S's writer and churn have each completed an operation on every node.
+load_runs() {
+	local n
+	for n in $load_nodes; do
+		grep -q "^acked" "$work/$1.w$n" && grep -q "^ok" "$work/$1.c$n" || return 1
+	done
+}
 # Every node is quorate again with all members.
 all_back() {
 	local n
@@ -355,22 +367,25 @@ record() { table+=("$(printf '%-18s %-44s %7s s  %s' "$1" "$2" "$scenario_gap" "
 
 # run_scenario S: runs scenario S.
 run_scenario() {
-	local s=$1 c o t0 t1 dead= errok= extra= tr= v=
+	local sc=$1 s=$1 c o t0 t1 dead= errok= extra= tr= v= i=1
+	# A scenario that runs again gets files of its own: S.2, S.3...
+	while [ -e "$work/$s.stop" ]; do s=$sc.$((++i)); done
 	c=$(coord_node)
 	[ -n "$c" ] || { fail "$s: no coordinator runs before the scenario"; return; }
 	o=$(other_node "$c")
 	CTL_NODE=$(other_node "$c" "$o")  # neither the coordinator's node nor the client node of the fault
 	echo "--- $s (coordinator on node $c)"
 	start_load "$s"
-	sleep 2
+	wait_state 20 load_runs "$s" || fail "$s: the load runs on every node before the fault"
+	sleep 1
 	t0=$(now)
-	case $s in
+	case $sc in
 	kill-coord | kill-client)
 		v=$c
-		[ "$s" = kill-client ] && v=$o
+		[ "$sc" = kill-client ] && v=$o
 		"$LAB" fault "$v" kill >/dev/null
 		dead=$v
-		if [ "$s" = kill-coord ]; then
+		if [ "$sc" = kill-coord ]; then
 			check "$s: the volume runs on a survivor" wait_state 40 running_off "$c" "$CTL_NODE"
 		fi
 		sleep "$HOLD"
@@ -378,12 +393,14 @@ run_scenario() {
 		;;
 	net-off-coord | net-off-client | fenced-return)
 		v=$c
-		[ "$s" != net-off-coord ] && v=$o
+		[ "$sc" != net-off-coord ] && v=$o
 		"$LAB" fault "$v" net-off >/dev/null
-		[ "$s" = net-off-coord ] &&
+		[ "$sc" = net-off-coord ] &&
 			{ check "$s: the volume runs on a node of the majority" wait_state 40 running_off "$c" "$CTL_NODE" ; }
 		wait_fenced "$s" "$v"
-		if [ "$s" = fenced-return ]; then
+		# The fence agent kills every process of the node, its writer too.
+		[ -n "$fence_agent" ] && dead=$v
+		if [ "$sc" = fenced-return ] && [ -z "$fence_agent" ]; then
 			wait_state 30 eval '"$LAB" exec "$v" -- "$CSVCTL" status | grep -q "this node is FENCED"' ||
 				fail "$s: node $v fenced itself"
 		fi
@@ -391,22 +408,23 @@ run_scenario() {
 		t1=$(now)
 		no_write_after_fence "$s" "$v" "$t1"
 		"$LAB" fault "$v" net-on >/dev/null
+		[ -n "$fence_agent" ] && "$LAB" fault "$v" restart >/dev/null
 		check "$s: node $v is back in the cluster" wait_state 40 all_back
-		check "$s: node $v's writer goes on" wait_state 30 eval \
+		[ -z "$fence_agent" ] && check "$s: node $v's writer goes on" wait_state 30 eval \
 			'[ -n "$(first_ack_after "$work/$s.w$v" "$(now)")" ] || [ -n "$(first_ack_after "$work/$s.w$v" "$t1")" ]'
 		;;
 	san-off-client | san-errors-client | san-hang-client | san-off-coord | san-errors-coord | san-hang-coord)
-		local kind=${s%-*}
+		local kind=${sc%-*}
 		v=$c
-		[[ $s == *-client ]] && v=$o
+		[[ $sc == *-client ]] && v=$o
 		"$LAB" fault "$v" "$kind" >/dev/null
-		if [[ $s == *-coord ]]; then
+		if [[ $sc == *-coord ]]; then
 			check "$s: the volume moves to a node that sees the LUN" wait_state 40 running_off "$c" "$CTL_NODE"
 		fi
 		if wait_state 20 eval '[ "$(access_of "$v")" = block-redirected ]'; then
 			tr=$(echo "$(now) - $t0" | bc | cut -c1-5)
 			pass "$s: node $v's I/O goes through the coordinator after $tr s"
-		elif [[ $s == *-coord ]]; then
+		elif [[ $sc == *-coord ]]; then
 			pass "$s: node $v's I/O did not need redirection (it ran the coordinator)"
 		else
 			fail "$s: node $v's I/O goes through the coordinator"
@@ -451,6 +469,7 @@ run_scenario() {
 		v=$o
 		kill -KILL "$(cat "$(node_dir "$o")/corosync.pid")"
 		wait_fenced "$s" "$v"
+		[ -n "$fence_agent" ] && dead=$v
 		sleep "$HOLD"
 		no_write_after_fence "$s" "$v" "$(now)"
 		"$LAB" fault "$o" restart >/dev/null || fail "$s: restart of corosync on node $o"
@@ -509,7 +528,7 @@ run_scenario() {
 
 # ---------------------------------------------------------------- main
 
-if ! "$LAB" up --dir "$dir" --build "$build" --lun-size 512M >"$work/up.out" 2>&1; then
+if ! "$LAB" up --dir "$dir" --build "$build" --lun-size 512M $fence_agent >"$work/up.out" 2>&1; then
 	fail "csv-lab up"
 	sed 's/^/    /' "$work/up.out"
 	exit 1
@@ -580,5 +599,7 @@ echo "scenario           what                                         longest pa
 echo "                                                                (others)  (faulted node; its redirection)"
 for row in "${table[@]}"; do echo "$row"; done
 echo "targets (DESIGN.md): coordinator failover pause under 3 s; SAN path loss to redirected I/O under 1 s"
-echo "corosync token 1000 ms, heartbeat 500 ms, lease $LEASE_MS ms"
+fenced_by="its own acknowledgement or its lease's expiry"
+[ -n "$fence_agent" ] && fenced_by="the lab's fence agent, $fenced_by"
+echo "corosync token 1000 ms, heartbeat 500 ms, lease $LEASE_MS ms; a lost node is fenced by $fenced_by"
 [ "$failures" = 0 ] || { echo "$failures failure(s)"; exit 1; }
