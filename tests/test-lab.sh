@@ -4,7 +4,8 @@
 # csv-quorumd, csv-rmd placing the two coordinators on two nodes, csvfs
 # mounted on every node); then membership, the shared volumes, the network
 # isolation, faults of the cluster link, of a SAN path and of a whole node,
-# status, and down, after which nothing of the lab is left.
+# status, and down, after which nothing of the lab is left; the same after
+# an up stopped half-way.
 # Binaries come from meson in CSVFS, MKFS, FSCK and COORD; the tool in LAB.
 set -u
 : "${CSVFS:?}" "${MKFS:?}" "${FSCK:?}" "${COORD:?}" "${LAB:?}"
@@ -226,6 +227,42 @@ check "no process of the lab is left" test -z "$(pgrep -f -- "$dir/")"
 check "no mount of the lab is left" eval '! grep -q " $dir/" /proc/mounts'
 check "the state directory is gone" test ! -e "$dir"
 check "a second down says no lab is up" eval '"$LAB" down --dir "$dir" | grep -q "no lab is up"'
+
+# An up stopped half-way, once its nodes' corosync runs: with SIGTERM it
+# tears down what it made itself; after SIGKILL, down does.
+# lab_left: what of a lab is left ("" nothing).
+lab_left() {
+	ip netns list | grep -q csvlab && echo "a namespace"
+	ip -o link show | grep -q csvlab && echo "a link"
+	pgrep -f -- "$dir/" >/dev/null && echo "a process"
+	grep -q " $dir/" /proc/mounts && echo "a mount"
+}
+for sig in TERM KILL; do
+	up_started=1
+	"$LAB" up --nodes 3 --lun-size 512M --dir "$dir" --build "$build" >"$work/up-$sig.out" 2>&1 &
+	up_pid=$!
+	for _ in $(seq 300); do
+		[ -n "$(ip netns pids csvlab-n3 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	if ! kill -0 "$up_pid" 2>/dev/null; then
+		fail "up was still running when node 3's corosync started (SIG$sig)"
+		sed 's/^/    /' "$work/up-$sig.out"
+	fi
+	kill -"$sig" "$up_pid" 2>/dev/null
+	wait "$up_pid" 2>/dev/null
+	if [ "$sig" = TERM ]; then
+		check "an up stopped with SIGTERM tears down what it made" test -z "$(lab_left)" ||
+			{ echo "    left: $(lab_left | paste -sd ' ')"; tail -3 "$work/up-$sig.out" | sed 's/^/    /'; }
+		grep -q "interrupted" "$work/up-$sig.out" && pass "... and says it was interrupted" ||
+			fail "an up stopped with SIGTERM says it was interrupted"
+	fi
+	"$LAB" down --dir "$dir" >"$work/down-$sig.out" 2>&1 ||
+		{ fail "down after an up stopped with SIG$sig"; sed 's/^/    /' "$work/down-$sig.out"; }
+	up_started=0
+	check "after an up stopped with SIG$sig and down, nothing of the lab is left" test -z "$(lab_left)" ||
+		echo "    left: $(lab_left | paste -sd ' ')"
+done
 
 echo "timings: up ${t_up} s, the whole test $(secs $((${EPOCHREALTIME/./} - T_START))) s"
 echo "$failures failure(s)"
